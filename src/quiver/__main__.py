@@ -1,0 +1,3 @@
+from quiver.cli import main
+
+main()

@@ -1,0 +1,129 @@
+"""Every known tool of every backend, running or not, with its search index.
+
+Filled from the on-disk cache (lazily, on first use, so `initialize` never waits for it) and
+from live backends whenever they list their tools. Lookups on the call path are dict reads.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+
+import mcp_types as types
+
+from quiver.catalog.models import ToolEntry
+from quiver.catalog.store import CatalogStore
+from quiver.config.models import AnyBackendConfig
+from quiver.errors import UnknownToolError
+from quiver.ids import ToolId
+from quiver.search import BackendInfo, SearchDoc, SearchEngine
+
+MAX_SUGGESTIONS = 3
+
+
+class Catalog:
+    def __init__(
+        self,
+        backends: Mapping[str, AnyBackendConfig],
+        store: CatalogStore | None = None,
+        engine: SearchEngine | None = None,
+    ) -> None:
+        self._configs = dict(backends)
+        self._store = store
+        self.engine = engine if engine is not None else SearchEngine()
+        self._entries: dict[str, ToolEntry] = {}
+        self._by_backend: dict[str, list[ToolEntry]] = {}
+        self._titles: dict[str, str | None] = {}
+        self._loaded = False
+
+    # -- filling --------------------------------------------------------------------------
+
+    def ensure_loaded(self) -> None:
+        """Read cached tool lists for every backend that has not listed live yet (once)."""
+        if self._loaded:
+            return
+        self._loaded = True
+        if self._store is None:
+            return
+        for name, config in self._configs.items():
+            if name in self._by_backend:
+                continue
+            cached = self._store.load(name, config.fingerprint())
+            if cached is not None:
+                self._install(name, cached.tools, cached.server_title)
+
+    def update(self, backend: str, tools: list[types.Tool], server_title: str | None) -> None:
+        """A backend listed its tools: replace what was known, index it, and cache it."""
+        self._install(backend, tools, server_title)
+        config = self._configs.get(backend)
+        if self._store is not None and config is not None:
+            self._store.save(backend, config.fingerprint(), tools, server_title)
+
+    def _install(self, backend: str, tools: list[types.Tool], server_title: str | None) -> None:
+        for old in self._by_backend.get(backend, ()):
+            self._entries.pop(old.key, None)
+        entries = [ToolEntry(ToolId(backend, tool.name), tool) for tool in tools]
+        self._by_backend[backend] = entries
+        self._titles[backend] = server_title
+        for entry in entries:
+            self._entries[entry.key] = entry
+        config = self._configs.get(backend)
+        info = BackendInfo(
+            name=backend,
+            title=config.title if config is not None else None,
+            description=(config.description if config is not None else None) or server_title,
+        )
+        self.engine.set_backend(
+            info,
+            [
+                SearchDoc(
+                    id=entry.key,
+                    backend=backend,
+                    name=entry.tool.name,
+                    title=entry.tool.title,
+                    description=entry.tool.description or "",
+                    input_schema=entry.tool.input_schema,
+                )
+                for entry in entries
+            ],
+        )
+
+    # -- reading --------------------------------------------------------------------------
+
+    def knows(self, backend: str) -> bool:
+        """Whether the backend's tools are known (cached or live)."""
+        return backend in self._by_backend
+
+    def tools_of(self, backend: str) -> list[ToolEntry]:
+        return list(self._by_backend.get(backend, ()))
+
+    def count(self, backend: str) -> int | None:
+        entries = self._by_backend.get(backend)
+        return None if entries is None else len(entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: str) -> ToolEntry | None:
+        return self._entries.get(key)
+
+    def resolve(self, key: str, *, allow: Callable[[str], bool] | None = None) -> ToolEntry:
+        """The entry for a tool id, or `UnknownToolError` with the nearest visible ids."""
+        entry = self._entries.get(key)
+        if entry is not None and (allow is None or allow(entry.key)):
+            return entry
+        raise UnknownToolError(key, self.suggest(key, allow=allow))
+
+    def suggest(self, key: str, *, allow: Callable[[str], bool] | None = None) -> list[str]:
+        visible = [k for k in self._entries if allow is None or allow(k)]
+        _, _, tool_part = key.partition(".")
+        same_name = [k for k in visible if k.partition(".")[2] in (key, tool_part)]
+        if same_name:
+            return same_name[:MAX_SUGGESTIONS]
+        return difflib.get_close_matches(key, visible, n=MAX_SUGGESTIONS, cutoff=0.5)
+
+    def search(
+        self, query: str, limit: int, *, allow: Callable[[str], bool] | None = None
+    ) -> list[ToolEntry]:
+        hits = self.engine.search(query, limit, allow=allow)
+        return [self._entries[hit.id] for hit in hits if hit.id in self._entries]

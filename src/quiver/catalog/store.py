@@ -1,0 +1,79 @@
+"""The on-disk catalog cache: each backend's tool list, keyed by the backend's config fingerprint.
+
+One JSON file per (backend, fingerprint), so a config change simply misses the old entry
+and several configs (several gateways) can share the directory. Files are replaced
+atomically: a reader sees the old list or the new one, never half of either.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mcp_types as types
+from pydantic import ValidationError
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class CachedTools:
+    tools: list[types.Tool]
+    server_title: str | None
+    fetched_at: float
+
+
+class CatalogStore:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def _path(self, backend: str, fingerprint: str) -> Path:
+        return self.directory / f"{backend}-{fingerprint}.json"
+
+    def load(self, backend: str, fingerprint: str) -> CachedTools | None:
+        path = self._path(backend, fingerprint)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("version") != FORMAT_VERSION:
+                return None
+            tools = [types.Tool.model_validate(tool) for tool in data["tools"]]
+            return CachedTools(tools, data.get("server_title"), float(data.get("fetched_at", 0)))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError, ValidationError) as exc:
+            logger.warning("ignoring unreadable catalog cache %s: %s", path, exc)
+            return None
+
+    def save(self, backend: str, fingerprint: str, tools: list[types.Tool], server_title: str | None) -> None:
+        data: dict[str, Any] = {
+            "version": FORMAT_VERSION,
+            "backend": backend,
+            "fingerprint": fingerprint,
+            "fetched_at": time.time(),
+            "server_title": server_title,
+            "tools": [tool.model_dump(by_alias=True, mode="json", exclude_none=True) for tool in tools],
+        }
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            _write_atomic(self._path(backend, fingerprint), json.dumps(data, ensure_ascii=False))
+        except OSError as exc:
+            logger.warning("could not write the catalog cache in %s: %s", self.directory, exc)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,229 @@
+"""Command definitions. Each command loads config, builds a `Gateway`, and prints."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from quiver.cli.common import ConfigOption, JsonOption, fail, load, run, setup_logging
+from quiver.errors import QuiverError
+
+app = typer.Typer(
+    name="quiver",
+    help="Quiver: one MCP server in front of all your MCP servers, with tool search.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug detail to stderr.")]
+
+
+@app.command()
+def stdio(config: ConfigOption = None, verbose: Verbose = False) -> None:
+    """Serve one MCP client over stdin/stdout (what a client config launches)."""
+    setup_logging(verbose)
+    cfg = load(config)
+    from quiver.gateway import Gateway
+    from quiver.server.stdio import serve_stdio
+
+    run(lambda: serve_stdio(Gateway(cfg)))
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8765; 0 picks a free one).")] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Serve MCP clients over streamable HTTP at /mcp."""
+    setup_logging(verbose)
+    cfg = load(config)
+    settings = cfg.gateway.http.model_copy(
+        update={k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    )
+    from quiver.gateway import Gateway
+    from quiver.server.http import serve_http
+
+    run(lambda: serve_http(Gateway(cfg), settings))
+
+
+@app.command("list")
+def list_backends(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """List the configured backends with their cached tool counts."""
+    setup_logging()
+    cfg = load(config)
+    from quiver.gateway import Gateway
+
+    gateway = Gateway(cfg)
+
+    async def main() -> list[dict[str, Any]]:
+        async with gateway.running():
+            return [
+                {
+                    "name": info.status.name,
+                    "type": info.status.type,
+                    "tools": info.tools,
+                    "description": info.description,
+                }
+                for info in gateway.servers()
+            ]
+
+    rows = run(main)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        where = cfg.source or "no config file found"
+        print(f"no backends configured ({where}); see `quiver --help` and docs/CONFIG.md")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("backend", "type", "tools", "description", box=None, header_style="bold")
+    for row in rows:
+        tools = "? (quiver refresh)" if row["tools"] is None else str(row["tools"])
+        table.add_row(row["name"], row["type"], tools, row["description"] or "")
+    Console().print(table)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What you want to do, in plain words.")],
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=20)] = 5,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Search the tools of every backend (the same ranking as the search_tools meta-tool)."""
+    setup_logging()
+    cfg = load(config)
+    from quiver.gateway import Gateway
+
+    gateway = Gateway(cfg)
+
+    async def main() -> Any:
+        async with gateway.running():
+            return await gateway.search(query, limit)
+
+    reply = run(main)
+    if as_json:
+        print(
+            json.dumps(
+                {"results": [card.to_dict() for card in reply.cards], "pending": reply.pending}, indent=2
+            )
+        )
+        return
+    for card in reply.cards:
+        print(card.render())
+    if not reply.cards:
+        print("no matching tools" + ("" if cfg.backends else " (no backends configured)"))
+    if reply.pending:
+        print(f"still starting: {', '.join(reply.pending)}", file=sys.stderr)
+    if reply.failed:
+        print(f"unavailable (see `quiver list`): {', '.join(reply.failed)}", file=sys.stderr)
+
+
+@app.command()
+def describe(
+    ids: Annotated[list[str], typer.Argument(help="Tool ids, e.g. time.get_current_time.")],
+    config: ConfigOption = None,
+) -> None:
+    """Print the exact downstream definition (input and output schema) of tools."""
+    setup_logging()
+    cfg = load(config)
+    from quiver.gateway import Gateway
+
+    gateway = Gateway(cfg)
+
+    async def main() -> list[dict[str, Any]]:
+        async with gateway.running():
+            return await gateway.describe(ids)
+
+    described = run(main)
+    print(json.dumps(described, indent=2, ensure_ascii=False))
+    if any("error" in item for item in described):
+        raise typer.Exit(1)
+
+
+@app.command()
+def call(
+    tool_id: Annotated[str, typer.Argument(metavar="ID", help="Tool id, e.g. time.get_current_time.")],
+    arg: Annotated[
+        list[str] | None, typer.Option("--arg", "-a", help="An argument as key=value (repeatable).")
+    ] = None,
+    json_args: Annotated[str | None, typer.Option("--json", help="All arguments as one JSON object.")] = None,
+    raw: Annotated[bool, typer.Option("--raw", help="Print the whole result as JSON.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Call a tool through the gateway (arguments are checked against its schema first)."""
+    setup_logging()
+    cfg = load(config)
+    from quiver.cli.arguments import parse_arguments
+    from quiver.gateway import Gateway
+
+    gateway = Gateway(cfg)
+
+    async def main() -> Any:
+        async with gateway.running():
+            schema = await gateway.input_schema(tool_id)
+            arguments = parse_arguments(arg or [], json_args, schema)
+            return await gateway.call(tool_id, arguments)
+
+    result = run(main)
+    if raw:
+        print(json.dumps(result.model_dump(by_alias=True, mode="json", exclude_none=True), indent=2))
+    else:
+        from quiver.cli.render import render_result
+
+        print(render_result(result))
+    if result.is_error:
+        raise typer.Exit(1)
+
+
+@app.command()
+def refresh(
+    names: Annotated[list[str] | None, typer.Argument(help="Backends to refresh (default: all).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Start backends, cache their tool lists for search, and stop them again."""
+    setup_logging()
+    cfg = load(config)
+    from quiver.gateway import Gateway
+
+    gateway = Gateway(cfg)
+
+    async def main() -> dict[str, int | QuiverError]:
+        async with gateway.running():
+            return await gateway.refresh(names)
+
+    results = run(main)
+    failed = False
+    for name, outcome in results.items():
+        if isinstance(outcome, QuiverError):
+            failed = True
+            print(f"{name}: failed — {outcome.message}")
+        else:
+            print(f"{name}: {outcome} tools")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    node_modules: Annotated[
+        str | None,
+        typer.Option(help="Folder holding the npm reference servers (default: ./tools/node/node_modules)."),
+    ] = None,
+) -> None:
+    """Run a real progressive-disclosure session through the gateway against real servers."""
+    setup_logging()
+    from quiver.cli.demo import run_demo
+
+    try:
+        run(lambda: run_demo(node_modules))
+    except QuiverError as exc:
+        fail(exc)

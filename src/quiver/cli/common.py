@@ -1,0 +1,75 @@
+"""What every command shares: the config option, logging, and the one error boundary."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, NoReturn, TypeVar
+
+import typer
+
+from quiver.config.models import QuiverConfig
+from quiver.errors import QuiverError, sole_error
+
+T = TypeVar("T")
+
+LOG_LEVEL_ENV = "QUIVER_LOG_LEVEL"
+
+ConfigOption = Annotated[
+    str | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Config file (default: $QUIVER_CONFIG, ./quiver.yaml, ./.mcp.json, then the user config dir).",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Logs go to stderr (stdout may be the MCP channel)."""
+    level = "DEBUG" if verbose else os.environ.get(LOG_LEVEL_ENV, "WARNING").upper()
+    logging.basicConfig(level=level, stream=sys.stderr, format="quiver %(levelname)s %(name)s: %(message)s")
+
+
+def fail(error: QuiverError) -> NoReturn:
+    """Print one clear line plus a hint, and exit non-zero."""
+    print(f"error: {error.message}", file=sys.stderr)
+    if error.hint:
+        print(f"hint: {error.hint}", file=sys.stderr)
+    raise typer.Exit(2 if error.code == "config_invalid" else 1)
+
+
+def load(config: str | None) -> QuiverConfig:
+    from quiver.config.loader import load_config
+
+    try:
+        return load_config(config)
+    except QuiverError as exc:
+        fail(exc)
+
+
+def run(main: Callable[[], Awaitable[T]]) -> T:
+    """Run an async command; Quiver errors become one line, Ctrl-C a quiet exit."""
+    import anyio
+
+    try:
+        return anyio.run(main)
+    except BaseException as exc:
+        error = sole_error(exc)
+        if isinstance(error, QuiverError):
+            fail(error)
+        if isinstance(error, KeyboardInterrupt):
+            raise typer.Exit(130) from None
+        if isinstance(error, Exception):
+            logging.getLogger("quiver").debug("unexpected error", exc_info=error)
+            fail(
+                QuiverError(
+                    f"unexpected {type(error).__name__}: {error}",
+                    hint=f"run with {LOG_LEVEL_ENV}=debug for the traceback, and report it",
+                )
+            )
+        raise

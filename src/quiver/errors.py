@@ -1,0 +1,127 @@
+"""The one error tree of Quiver.
+
+Every failure that a user or a model can act on is a `QuiverError`: it carries a stable
+`code`, whether retrying can help, and a `hint` that says what to do next. One boundary
+(`metatools.results.error_result` for tool calls, the CLI for commands) turns these into
+what the caller sees; nothing else formats errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class QuiverError(Exception):
+    """Base of every error Quiver reports to a caller."""
+
+    code: str = "error"
+    retryable: bool = False
+
+    def __init__(self, message: str, *, hint: str | None = None, retryable: bool | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        if retryable is not None:
+            self.retryable = retryable
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\nhint: {self.hint}"
+
+    def to_dict(self) -> dict[str, object]:
+        data: dict[str, object] = {"code": self.code, "message": self.message, "retryable": self.retryable}
+        if self.hint:
+            data["hint"] = self.hint
+        return data
+
+
+def sole_error(exc: BaseException) -> BaseException:
+    """The one error inside (nested) exception groups of one error each; else `exc` itself.
+
+    Task groups wrap whatever escapes their body; a caller that reports errors wants the error.
+    """
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+class ConfigError(QuiverError):
+    """A config file cannot be read or does not validate."""
+
+    code = "config_invalid"
+
+
+class MissingEnvError(QuiverError):
+    """A `${VAR}` reference in a backend's config names a variable that is not set."""
+
+    code = "env_missing"
+
+    def __init__(self, variable: str, backend: str, where: str) -> None:
+        super().__init__(
+            f"backend '{backend}' needs environment variable {variable} (used in {where}), which is not set",
+            hint=f"export {variable}=..., or give a default in the config: ${{{variable}:-value}}",
+        )
+        self.variable = variable
+        self.backend = backend
+
+
+class UnknownToolError(QuiverError):
+    """A tool id that no backend provides."""
+
+    code = "unknown_tool"
+
+    def __init__(self, tool_id: str, suggestions: Sequence[str] = ()) -> None:
+        if suggestions:
+            hint = "did you mean " + ", ".join(f"'{s}'" for s in suggestions) + "?"
+        else:
+            hint = "use search_tools to find tool ids"
+        super().__init__(f"unknown tool id '{tool_id}'", hint=hint)
+        self.suggestions = list(suggestions)
+
+
+class UnknownBackendError(QuiverError):
+    """A backend name that is not configured."""
+
+    code = "unknown_backend"
+
+    def __init__(self, name: str, suggestions: Sequence[str] = ()) -> None:
+        hint = (
+            "did you mean " + ", ".join(f"'{s}'" for s in suggestions) + "?"
+            if suggestions
+            else "list_servers shows the configured backends"
+        )
+        super().__init__(f"unknown backend '{name}'", hint=hint)
+
+
+class InvalidArgumentsError(QuiverError):
+    """Arguments that do not match a tool's input schema; nothing was sent."""
+
+    code = "invalid_arguments"
+
+    def __init__(self, tool_id: str, problems: Sequence[str]) -> None:
+        listing = "; ".join(problems)
+        super().__init__(
+            f"arguments for '{tool_id}' do not match its schema: {listing}",
+            hint=f"describe_tools(['{tool_id}']) shows the exact schema; nothing was sent to the backend",
+        )
+        self.problems = list(problems)
+
+
+class BackendUnavailableError(QuiverError):
+    """A backend could not be started or reached."""
+
+    code = "backend_unavailable"
+    retryable = True
+
+
+class BackendCallError(QuiverError):
+    """A call was sent but the backend did not answer it (it died, closed or broke the protocol)."""
+
+    code = "backend_failed"
+    retryable = True
+
+
+class CallTimeoutError(QuiverError):
+    """A call did not finish within its timeout; it was cancelled downstream."""
+
+    code = "timeout"
+    retryable = True

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from quiver.catalog.validation import compile_validator, problems
+
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"message": {"type": "string"}, "count": {"type": "integer", "minimum": 1}},
+    "required": ["message"],
+    "additionalProperties": False,
+}
+
+
+def check(arguments: dict[str, Any], schema: dict[str, Any] = SCHEMA) -> list[str]:
+    return problems(compile_validator(schema), schema, arguments)
+
+
+def test_valid_arguments_have_no_problems() -> None:
+    assert check({"message": "hi", "count": 2}) == []
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        ({}, "argument 'message' is required"),
+        ({"message": 3}, "'message': 3 is not of type 'string'"),
+        ({"message": "x", "count": 0}, "'count': 0 is less than the minimum of 1"),
+        ({"message": "x", "extra": 1}, "allowed: message, count"),
+    ],
+)
+def test_problems_say_what_is_wrong(arguments: dict[str, Any], expected: str) -> None:
+    found = check(arguments)
+    assert any(expected in problem for problem in found), found
+
+
+def test_misspelt_required_argument_is_pointed_out() -> None:
+    schema = {"type": "object", "properties": {"message": {"type": "string"}}, "required": ["message"]}
+    assert check({"mesage": "hi"}, schema) == ["argument 'message' is required (you passed 'mesage')"]
+
+
+def test_invalid_downstream_schema_accepts_everything() -> None:
+    broken = {"type": "object", "properties": {"x": {"type": "no-such-type"}}}
+    assert check({"x": 1}, broken) == []

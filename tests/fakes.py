@@ -1,0 +1,90 @@
+"""A small in-process `Backend` for testing Quiver's own logic without processes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import mcp_types as types
+from mcp.shared.exceptions import MCPError
+
+from quiver.backends.base import Backend, ProgressFn
+from quiver.config.models import AnyBackendConfig
+
+ToolFn = Callable[[Mapping[str, Any]], Awaitable[str]]
+
+
+async def echo(arguments: Mapping[str, Any]) -> str:
+    return f"echo: {arguments.get('message', '')}"
+
+
+def tool(name: str, description: str = "", required: tuple[str, ...] = (), **properties: str) -> types.Tool:
+    return types.Tool(
+        name=name,
+        description=description,
+        input_schema={
+            "type": "object",
+            "properties": {key: {"type": kind} for key, kind in properties.items()},
+            "required": list(required),
+        },
+    )
+
+
+class FakeWorld:
+    """Shared by every connection the factory makes: scripted behaviour and counters."""
+
+    def __init__(self) -> None:
+        self.tools: dict[str, list[types.Tool]] = {}
+        self.handlers: dict[str, ToolFn] = {}
+        self.start_error: dict[str, Exception] = {}
+        self.start_delay: dict[str, float] = {}
+        self.starts: dict[str, int] = {}
+        self.live: dict[str, FakeBackend] = {}
+
+    def factory(self, name: str, config: AnyBackendConfig) -> Backend:
+        return FakeBackend(name, self)
+
+
+class FakeBackend(Backend):
+    def __init__(self, name: str, world: FakeWorld) -> None:
+        super().__init__(name)
+        self.world = world
+
+    @asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[None]:
+        self.world.starts[self.name] = self.world.starts.get(self.name, 0) + 1
+        await anyio.sleep(self.world.start_delay.get(self.name, 0))
+        if self.name in self.world.start_error:
+            raise self.world.start_error[self.name]
+        self.world.live[self.name] = self
+        try:
+            yield
+        finally:
+            self.world.live.pop(self.name, None)
+
+    async def list_tools(self) -> list[types.Tool]:
+        return list(self.world.tools.get(self.name, []))
+
+    async def call_tool(
+        self, name: str, arguments: Mapping[str, Any], *, progress: ProgressFn | None = None
+    ) -> types.CallToolResult:
+        handler = self.world.handlers.get(f"{self.name}.{name}", echo)
+        text = await handler(arguments)
+        return types.CallToolResult(content=[types.TextContent(type="text", text=text)])
+
+    def die(self) -> None:
+        """The connection ends, as when a server process exits."""
+        self.lost.set()
+
+
+async def wait_until(predicate: Callable[[], bool], limit: float = 5.0) -> None:
+    """Wait for state that other tasks own and publish no event for (e.g. a backend's state)."""
+    with anyio.fail_after(limit):
+        while not predicate():  # noqa: ASYNC110 - nothing to await: the state has no event
+            await anyio.sleep(0.01)
+
+
+def connection_closed() -> MCPError:
+    return MCPError(code=types.CONNECTION_CLOSED, message="Connection closed")
