@@ -1,0 +1,56 @@
+"""`quiver stdio` as a real process, spoken to by the SDK client in both protocol eras."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import mcp_types as types
+import pytest
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+from tests.servers import children, time_backend, write_config
+
+pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
+
+
+def params(config: Path) -> StdioServerParameters:
+    env = {key: os.environ[key] for key in ("QUIVER_CACHE_DIR", "QUIVER_STATE_DIR", "TIKTOKEN_CACHE_DIR")}
+    return StdioServerParameters(
+        command=sys.executable, args=["-m", "quiver", "stdio", "--config", str(config)], env=env
+    )
+
+
+@pytest.mark.parametrize(("mode", "era"), [("legacy", "2025-11-25"), ("auto", "2026-07-28")])
+async def test_search_describe_call_over_stdio(mode: str, era: str, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "quiver.json", {"time": time_backend()})
+    async with Client(params(config), mode=mode, cache=None) as client:
+        assert client.protocol_version == era
+        assert client.instructions is not None
+        assert "search_tools" in client.instructions
+        names = [tool.name for tool in (await client.list_tools()).tools]
+        assert names == ["search_tools", "describe_tools", "call_tool", "list_servers"]
+        found = await client.call_tool("search_tools", {"query": "current time in a timezone"})
+        assert (found.structured_content or {})["results"][0]["id"] == "time.get_current_time"
+        described = await client.call_tool("describe_tools", {"ids": ["time.get_current_time"]})
+        assert (described.structured_content or {})["tools"][0]["inputSchema"]["required"] == ["timezone"]
+        called = await client.call_tool(
+            "call_tool", {"id": "time.get_current_time", "arguments": {"timezone": "Europe/Paris"}}
+        )
+        assert not called.is_error
+        assert (called.structured_content or {})["timezone"] == "Europe/Paris"  # downstream result, unchanged
+        assert isinstance(called.content[0], types.TextContent)
+
+
+async def test_initialize_starts_no_backend(tmp_path: Path) -> None:
+    backends = {f"time{i}": time_backend(autostart=False) for i in range(20)}
+    config = write_config(tmp_path / "quiver.json", backends)
+    before = children(os.getpid())
+    async with Client(params(config), mode="legacy", cache=None) as client:
+        await client.list_tools()
+        await client.call_tool("list_servers", {})
+        gateway = children(os.getpid()) - before
+        assert len(gateway) == 1  # the gateway itself, and no backend under it
+        assert children(next(iter(gateway))) == set()
