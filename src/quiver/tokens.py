@@ -23,6 +23,17 @@ def count(text: str) -> int:
     return len(_encoding().encode(text, disallowed_special=()))
 
 
+def shorten(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` tokens (an ellipsis counts as one), at a character boundary."""
+    encoded = _encoding().encode(text, disallowed_special=())
+    if len(encoded) <= limit:
+        return text
+    if limit <= 1:
+        return ""
+    cut: str = _encoding().decode(encoded[: limit - 1]).rstrip("\ufffd ")
+    return cut + "…"
+
+
 def count_json(data: Any) -> int:
     """Tokens of `data` serialised as compact JSON, the way it travels to the model."""
     return count(json.dumps(data, ensure_ascii=False, separators=(",", ":")))

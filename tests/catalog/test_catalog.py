@@ -17,9 +17,7 @@ def make_catalog(tmp_path: Path) -> Catalog:
 
 def test_update_indexes_and_caches(tmp_path: Path) -> None:
     catalog = make_catalog(tmp_path)
-    catalog.update(
-        "time", [tool("get_current_time", "Get the current time in a timezone", ("timezone",))], None
-    )
+    catalog.update("time", [tool("get_current_time", "Get the current time in a timezone", ("timezone",))], None)
     assert catalog.count("time") == 1
     assert catalog.count("fs") is None
     assert [e.key for e in catalog.search("current time", 5)] == ["time.get_current_time"]

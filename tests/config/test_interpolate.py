@@ -38,9 +38,7 @@ def test_missing_variable_names_variable_and_backend() -> None:
 
 def test_resolves_every_field_of_stdio_and_http() -> None:
     env = {"BIN": "/opt/bin", "TOKEN": "t0k", "PORT": "9"}
-    stdio = StdioBackendConfig(
-        command="${BIN}/srv", args=["--port=${PORT}"], env={"K": "${TOKEN}"}, cwd="${BIN}"
-    )
+    stdio = StdioBackendConfig(command="${BIN}/srv", args=["--port=${PORT}"], env={"K": "${TOKEN}"}, cwd="${BIN}")
     resolved = resolve_backend("s", stdio, env)
     assert isinstance(resolved, StdioBackendConfig)
     assert (resolved.command, resolved.args, resolved.env, resolved.cwd) == (

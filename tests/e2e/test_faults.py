@@ -85,11 +85,7 @@ async def test_hung_backend_times_out_while_others_answer() -> None:
 
 
 def gateway_pid(before: set[int]) -> int:
-    new = [
-        pid
-        for pid in children(os.getpid()) - before
-        if b"quiver" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    ]
+    new = [pid for pid in children(os.getpid()) - before if b"quiver" in Path(f"/proc/{pid}/cmdline").read_bytes()]
     assert new, "the gateway process was not found"
     return new[0]
 
@@ -100,9 +96,7 @@ async def test_no_child_process_survives_the_gateway(ending: str, tmp_path: Path
         tmp_path / "quiver.json",
         {"time": time_backend(), "everything": everything_backend(), "faulty": faulty_backend()},
     )
-    params = StdioServerParameters(
-        command=sys.executable, args=["-m", "quiver", "stdio", "--config", str(config)]
-    )
+    params = StdioServerParameters(command=sys.executable, args=["-m", "quiver", "stdio", "--config", str(config)])
     before = children(os.getpid())
     stack = AsyncExitStack()
     client = await stack.enter_async_context(Client(params, mode="legacy", cache=None))

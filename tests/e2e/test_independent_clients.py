@@ -88,9 +88,7 @@ def target(request: pytest.FixtureRequest, config: Path) -> Target:
 def run_client(argv: list[str], env: dict[str, str]) -> str:
     """Run a client to completion and return its stdout; a failure shows everything it printed."""
     done = subprocess.run(argv, capture_output=True, text=True, timeout=CLIENT_TIMEOUT, env=env, check=False)
-    assert done.returncode == 0, (
-        f"{argv} exited with {done.returncode}\nstdout: {done.stdout}\nstderr: {done.stderr}"
-    )
+    assert done.returncode == 0, f"{argv} exited with {done.returncode}\nstdout: {done.stdout}\nstderr: {done.stderr}"
     return done.stdout
 
 
@@ -175,9 +173,7 @@ def test_inspector_searches_describes_and_calls_through_quiver(target: Target, e
     assert schema["required"] == ["timezone"]
     assert schema["properties"]["timezone"]["type"] == "string"
 
-    called = inspector(
-        target, era, *call, "call_tool", "--tool-arg", f"id={TIME_ID}", 'arguments={"timezone": "UTC"}'
-    )
+    called = inspector(target, era, *call, "call_tool", "--tool-arg", f"id={TIME_ID}", 'arguments={"timezone": "UTC"}')
     assert_current_utc_time(called)
 
     # A handshake-era TypeScript backend behind the gateway, whatever era the client speaks.

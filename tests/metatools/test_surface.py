@@ -80,9 +80,7 @@ async def test_search_describe_call_in_both_eras(mode: str) -> None:
         ("no_such_meta_tool", {}, "this server offers: search_tools"),
     ],
 )
-async def test_bad_input_is_an_error_result_with_a_hint(
-    name: str, arguments: dict[str, object], expected: str
-) -> None:
+async def test_bad_input_is_an_error_result_with_a_hint(name: str, arguments: dict[str, object], expected: str) -> None:
     world = FakeWorld()
     world.tools["server0"] = [tool("echo", "Echo", ("message",), message="string")]
     async with connected(world, "legacy") as client:

@@ -148,17 +148,13 @@ class McpBackend(Backend):
                 hint="fix 'cwd' in the config",
             )
         search_path = config.env.get("PATH") or self._environ.get("PATH")
-        if shutil.which(config.command, path=search_path) is None and not (
-            cwd and (cwd / config.command).exists()
-        ):
+        if shutil.which(config.command, path=search_path) is None and not (cwd and (cwd / config.command).exists()):
             raise BackendUnavailableError(
                 f"backend '{self.name}': command '{config.command}' was not found",
                 hint="install it, or give the full path in 'command'",
                 retryable=False,
             )
-        params = StdioServerParameters(
-            command=config.command, args=config.args, env=config.env or None, cwd=cwd
-        )
+        params = StdioServerParameters(command=config.command, args=config.args, env=config.env or None, cwd=cwd)
         return stdio_client(params, errlog=self._open_log(stack))
 
     def _open_log(self, stack: AsyncExitStack) -> Any:

@@ -238,8 +238,7 @@ class ManagedBackend:
                 await anyio.lowlevel.checkpoint()  # let the owner task record why
                 detail = backend.failure_detail()
                 raise BackendCallError(
-                    f"backend '{self.name}' exited during the call to '{tool}'"
-                    + (f" ({detail})" if detail else ""),
+                    f"backend '{self.name}' exited during the call to '{tool}'" + (f" ({detail})" if detail else ""),
                     hint="the call may not have completed; the backend restarts on the next call",
                 ) from None
             if not _is_downstream_fault(exc):

@@ -58,9 +58,7 @@ class _WatchedReadStream:
 
 
 @asynccontextmanager
-async def watch_transport(
-    transport: Transport, on_end: Callable[[], None]
-) -> AsyncIterator[TransportStreams]:
+async def watch_transport(transport: Transport, on_end: Callable[[], None]) -> AsyncIterator[TransportStreams]:
     """Enter `transport`, and call `on_end` when its read side ends (or the transport exits)."""
     try:
         async with transport as (read, write):

@@ -122,8 +122,6 @@ class Catalog:
             return same_name[:MAX_SUGGESTIONS]
         return difflib.get_close_matches(key, visible, n=MAX_SUGGESTIONS, cutoff=0.5)
 
-    def search(
-        self, query: str, limit: int, *, allow: Callable[[str], bool] | None = None
-    ) -> list[ToolEntry]:
+    def search(self, query: str, limit: int, *, allow: Callable[[str], bool] | None = None) -> list[ToolEntry]:
         hits = self.engine.search(query, limit, allow=allow)
         return [self._entries[hit.id] for hit in hits if hit.id in self._entries]

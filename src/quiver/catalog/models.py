@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -39,7 +39,10 @@ class Card:
     destructive: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"id": self.id, "summary": self.summary, "state": self.state}
+        data: dict[str, Any] = {"id": self.id}
+        if self.summary:
+            data["summary"] = self.summary
+        data["state"] = self.state
         if self.required:
             data["required"] = self.required
         if self.read_only:
@@ -48,10 +51,14 @@ class Card:
             data["destructive"] = True
         return data
 
-    def render(self) -> str:
+    def with_summary(self, summary: str) -> Card:
+        return replace(self, summary=summary)
+
+    def render(self, *, summary: bool = True) -> str:
         flags = [flag for flag, on in (("ro", self.read_only), ("destructive", self.destructive)) if on]
         tail = f" [{', '.join(flags)}]" if flags else ""
-        return f"{self.id}({', '.join(self.required)}){tail} {self.summary}"
+        text = f"{self.id}({', '.join(self.required)}){tail}"
+        return f"{text} {self.summary}" if summary and self.summary else text
 
 
 @dataclass(eq=False)

@@ -43,9 +43,7 @@ def serve(
     """Serve MCP clients over streamable HTTP at /mcp."""
     setup_logging(verbose)
     cfg = load(config)
-    settings = cfg.gateway.http.model_copy(
-        update={k: v for k, v in (("host", host), ("port", port)) if v is not None}
-    )
+    settings = cfg.gateway.http.model_copy(update={k: v for k, v in (("host", host), ("port", port)) if v is not None})
     from quiver.gateway import Gateway
     from quiver.server.http import serve_http
 
@@ -111,11 +109,7 @@ def search(
 
     reply = run(main)
     if as_json:
-        print(
-            json.dumps(
-                {"results": [card.to_dict() for card in reply.cards], "pending": reply.pending}, indent=2
-            )
-        )
+        print(json.dumps({"results": [card.to_dict() for card in reply.cards], "pending": reply.pending}, indent=2))
         return
     for card in reply.cards:
         print(card.render())
@@ -152,9 +146,7 @@ def describe(
 @app.command()
 def call(
     tool_id: Annotated[str, typer.Argument(metavar="ID", help="Tool id, e.g. time.get_current_time.")],
-    arg: Annotated[
-        list[str] | None, typer.Option("--arg", "-a", help="An argument as key=value (repeatable).")
-    ] = None,
+    arg: Annotated[list[str] | None, typer.Option("--arg", "-a", help="An argument as key=value (repeatable).")] = None,
     json_args: Annotated[str | None, typer.Option("--json", help="All arguments as one JSON object.")] = None,
     raw: Annotated[bool, typer.Option("--raw", help="Print the whole result as JSON.")] = False,
     config: ConfigOption = None,
@@ -227,3 +219,41 @@ def demo(
         run(lambda: run_demo(node_modules))
     except QuiverError as exc:
         fail(exc)
+
+
+@app.command("eval-search")
+def eval_search(
+    catalog: Annotated[str, typer.Option("--catalog", help="Tools, one JSON object a line (catalogue.jsonl).")],
+    queries: Annotated[str, typer.Option("--queries", help="Tasks with gold tools, one a line (queries-*.jsonl).")],
+    semantic: Annotated[
+        bool | None,
+        typer.Option("--semantic/--lexical", help="Force the semantic stage on or off (default: on if installed)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Measure the gateway's search engine on your own catalogue and tasks (R@k, MRR, latency)."""
+    setup_logging()
+    from pathlib import Path
+
+    from quiver.search.evaluate import METRIC_KEYS, run_benchmark
+
+    for label, path in (("--catalog", catalog), ("--queries", queries)):
+        if not Path(path).is_file():
+            fail(QuiverError(f"{label} file {path} does not exist", hint="give the path of a .jsonl file"))
+    try:
+        result = run_benchmark(Path(catalog), Path(queries), semantic=semantic)
+    except (ValueError, KeyError, TypeError) as exc:
+        error = QuiverError(f"cannot read the catalogue or tasks: {exc}", hint="check the format (docs/SEARCH.md)")
+        fail(error)
+    except QuiverError as exc:
+        fail(exc)
+    if as_json:
+        print(json.dumps({key: result[key] for key in METRIC_KEYS}))
+        return
+    stages = "semantic + lexical" if result["semantic"] else "lexical"
+    print(f"{result['n']} tasks over {result['tools']} tools ({stages})")
+    print(f"R@1 {result['r1']:.3f}  R@5 {result['r5']:.3f}  R@10 {result['r10']:.3f}  MRR {result['mrr']:.3f}")
+    print(
+        f"latency p50 {result['p50_ms']:.2f} ms  p95 {result['p95_ms']:.2f} ms"
+        f"  (index built in {result['index_s']:.1f} s)"
+    )

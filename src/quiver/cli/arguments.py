@@ -31,9 +31,7 @@ def parse_arguments(pairs: Sequence[str], json_text: str | None, schema: Mapping
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ArgumentSyntaxError(
-                f"--arg '{pair}' is not key=value", hint="e.g. --arg timezone=Europe/Paris"
-            )
+            raise ArgumentSyntaxError(f"--arg '{pair}' is not key=value", hint="e.g. --arg timezone=Europe/Paris")
         arguments[key] = _typed(value, properties.get(key))
     return arguments
 

@@ -16,6 +16,8 @@ from quiver.errors import QuiverError, sole_error
 T = TypeVar("T")
 
 LOG_LEVEL_ENV = "QUIVER_LOG_LEVEL"
+# Libraries whose loggers are too talkative below WARNING.
+_CHATTY_LIBRARIES = ("httpx2", "mcp")
 
 ConfigOption = Annotated[
     str | None,
@@ -33,6 +35,8 @@ def setup_logging(verbose: bool = False) -> None:
     """Logs go to stderr (stdout may be the MCP channel)."""
     level = "DEBUG" if verbose else os.environ.get(LOG_LEVEL_ENV, "WARNING").upper()
     logging.basicConfig(level=level, stream=sys.stderr, format="quiver %(levelname)s %(name)s: %(message)s")
+    for chatty in _CHATTY_LIBRARIES:
+        logging.getLogger(chatty).setLevel(max(logging.getLevelName(level), logging.WARNING))
 
 
 def fail(error: QuiverError) -> NoReturn:

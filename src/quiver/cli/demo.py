@@ -91,17 +91,11 @@ def _tasks(workdir: Path, names: set[str]) -> list[Task]:
     tasks = [
         Task("what time is it in Tokyo right now", "time.get_current_time", {"timezone": "Asia/Tokyo"}),
         Task("list the files in a directory", "filesystem.list_directory", {"path": str(workdir / "files")}),
-        Task(
-            "show the commit history of the repository", "git.git_log", {"repo_path": str(workdir / "repo")}
-        ),
+        Task("show the commit history of the repository", "git.git_log", {"repo_path": str(workdir / "repo")}),
         Task(
             "remember a fact about a person in the knowledge graph",
             "memory.create_entities",
-            {
-                "entities": [
-                    {"name": "Ada", "entityType": "person", "observations": ["wrote the first program"]}
-                ]
-            },
+            {"entities": [{"name": "Ada", "entityType": "person", "observations": ["wrote the first program"]}]},
         ),
         Task("echo a message back", "everything.echo", {"message": "hello through the gateway"}),
     ]
@@ -132,9 +126,7 @@ async def run_demo(node_modules: str | None) -> None:
             "QUIVER_CACHE_DIR": str(workdir / "cache"),
             "QUIVER_STATE_DIR": str(workdir / "state"),
         }
-        console.print(
-            f"[bold]Quiver demo[/]: a client session through the gateway, {len(backends)} real servers"
-        )
+        console.print(f"[bold]Quiver demo[/]: a client session through the gateway, {len(backends)} real servers")
         console.print(f"backends: {', '.join(backends)}\n")
         params = StdioServerParameters(
             command=sys.executable, args=["-m", "quiver", "stdio", "--config", str(config)], env=env

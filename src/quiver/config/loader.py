@@ -63,9 +63,7 @@ def discover_config_path(
     if environ.get(CONFIG_ENV):
         path = Path(environ[CONFIG_ENV]).expanduser()
         if not path.is_file():
-            raise ConfigError(
-                f"config file {path} (from ${CONFIG_ENV}) does not exist", hint=f"fix ${CONFIG_ENV}"
-            )
+            raise ConfigError(f"config file {path} (from ${CONFIG_ENV}) does not exist", hint=f"fix ${CONFIG_ENV}")
         return path
     here = cwd or Path.cwd()
     for name in LOCAL_FILES:
@@ -92,9 +90,7 @@ def read_config_file(path: Path) -> QuiverConfig:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(
-            f"{path}: cannot be read ({exc.strerror})", hint="check the file's permissions"
-        ) from None
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})", hint="check the file's permissions") from None
     return parse_config(text, path)
 
 
@@ -149,9 +145,7 @@ def _normalise(data: dict[str, Any], path: Path, *, lenient: bool) -> dict[str, 
         raise ConfigError(f"{path}: backends: must be a mapping of name to server")
     for name, entry in servers.items():
         if name in backends:
-            raise ConfigError(
-                f"{path}: mcpServers.{name}: also defined under backends", hint="keep one of them"
-            )
+            raise ConfigError(f"{path}: mcpServers.{name}: also defined under backends", hint="keep one of them")
         backends[name] = _tidy_foreign_entry(name, entry, path) if lenient else entry
     return data
 

@@ -32,15 +32,11 @@ class MetaTools:
         self._tools = {tool.name: tool for tool in tools}
         self.definitions = [tool.definition() for tool in tools]
 
-    async def call(
-        self, name: str, arguments: Mapping[str, Any] | None, ctx: CallContext
-    ) -> types.CallToolResult:
+    async def call(self, name: str, arguments: Mapping[str, Any] | None, ctx: CallContext) -> types.CallToolResult:
         tool = self._tools.get(name)
         if tool is None:
             return error_result(
-                UnknownMetaToolError(
-                    f"unknown tool '{name}'", hint=f"this server offers: {', '.join(self._tools)}"
-                )
+                UnknownMetaToolError(f"unknown tool '{name}'", hint=f"this server offers: {', '.join(self._tools)}")
             )
         try:
             args = tool.args.model_validate(dict(arguments or {}))
@@ -58,9 +54,7 @@ def _invalid(name: str, exc: ValidationError) -> QuiverError:
         where = ".".join(str(part) for part in error["loc"]) or "arguments"
         message = "unknown argument" if error["type"] == "extra_forbidden" else error["msg"]
         problems.append(f"{where}: {message}")
-    return QuiverError(
-        f"invalid arguments for {name}: {'; '.join(problems)}", hint="see the tool's input schema"
-    )
+    return QuiverError(f"invalid arguments for {name}: {'; '.join(problems)}", hint="see the tool's input schema")
 
 
 __all__ = ["DEFAULT_TOOLS", "INSTRUCTIONS", "CallContext", "MetaTool", "MetaTools"]

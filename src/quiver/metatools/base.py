@@ -59,9 +59,7 @@ def input_schema(model: type[BaseModel]) -> dict[str, Any]:
 def _drop_titles(node: Any) -> Any:
     if isinstance(node, dict):
         return {
-            key: _drop_titles(value)
-            for key, value in node.items()
-            if not (key == "title" and isinstance(value, str))
+            key: _drop_titles(value) for key, value in node.items() if not (key == "title" and isinstance(value, str))
         }
     if isinstance(node, list):
         return [_drop_titles(item) for item in node]

@@ -13,9 +13,7 @@ from quiver.metatools.results import forwarded
 
 class CallArgs(MetaArgs):
     id: str = Field(min_length=1, description="Tool id, e.g. 'server.tool'")
-    arguments: dict[str, Any] = Field(
-        default_factory=dict, description="Arguments matching the tool's schema"
-    )
+    arguments: dict[str, Any] = Field(default_factory=dict, description="Arguments matching the tool's schema")
 
 
 async def run(args: CallArgs, ctx: CallContext) -> types.CallToolResult:

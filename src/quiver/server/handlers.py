@@ -27,9 +27,7 @@ def build_server(gateway: Gateway, metatools: MetaTools | None = None) -> Server
     ) -> types.ListToolsResult:
         return listing
 
-    async def call_tool(
-        ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
-    ) -> types.CallToolResult:
+    async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
         context = CallContext(gateway=gateway, progress=_progress_relay(ctx))
         return await tools.call(params.name, params.arguments, context)
 

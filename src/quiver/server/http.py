@@ -39,10 +39,8 @@ def check_bind(settings: HttpSettings) -> None:
     """Refuse to expose the gateway beyond this machine without authentication."""
     if not is_loopback(settings.host):
         raise ConfigError(
-            f"refusing to serve on {settings.host}: "
-            "only loopback addresses may be served without authentication",
-            hint="bind to 127.0.0.1 (the default), "
-            "or configure authentication before serving on other interfaces",
+            f"refusing to serve on {settings.host}: only loopback addresses may be served without authentication",
+            hint="bind to 127.0.0.1 (the default), or configure authentication before serving on other interfaces",
         )
 
 
