@@ -53,7 +53,7 @@ def test_reads_client_mcp_json_leniently() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("backends:\n  t:\n    comand: x\n", "quiver.yaml: backends.t.comand: unknown key"),
+        ("backends:\n  t:\n    comand: x\n", "quiver.yaml: backends.t.comand: unknown key (did you mean 'command'?)"),
         ("backends:\n  t: {}\n", "backends.t.command: required key is missing"),
         ("backends:\n  t: {command: x, args: 3}\n", "backends.t.args: Input should be a valid list"),
         ("backends:\n  a.b: {command: x}\n", "'a.b' is not a valid backend name"),

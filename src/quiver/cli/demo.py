@@ -175,18 +175,17 @@ async def _walk(console: Console, client: Any, task: Task) -> None:
 async def _direct_cost(backends: dict[str, dict[str, Any]], env: dict[str, str]) -> tuple[int, int]:
     """Tokens of every backend's own tools/list, connecting to each directly (no gateway)."""
     from mcp import Client
-    from mcp.client.stdio import StdioServerParameters
+    from mcp.client.stdio import StdioServerParameters, stdio_client
 
     from quiver import tokens
 
     all_tools: list[types.Tool] = []
-    for spec in backends.values():
-        params = StdioServerParameters(
-            command=spec["command"], args=spec.get("args", []), env={**spec.get("env", {})} or None
-        )
-        with anyio.move_on_after(30):
-            async with Client(params, cache=None) as client:
-                all_tools.extend((await client.list_tools()).tools)
+    with open(os.devnull, "w") as quiet:
+        for spec in backends.values():
+            params = StdioServerParameters(command=spec["command"], args=spec.get("args", []), env=spec.get("env"))
+            with anyio.move_on_after(30):
+                async with Client(stdio_client(params, errlog=quiet), cache=None) as client:
+                    all_tools.extend((await client.list_tools()).tools)
     return tokens.tools_list_tokens(all_tools), len(all_tools)
 
 

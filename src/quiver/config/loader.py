@@ -9,6 +9,7 @@ naming the file, the key and the reason.
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import os
@@ -17,9 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from quiver.config.models import BackendBase, QuiverConfig
+from quiver.config.models import (
+    BackendBase,
+    GatewaySettings,
+    HttpBackendConfig,
+    HttpSettings,
+    QuiverConfig,
+    SseBackendConfig,
+    StdioBackendConfig,
+)
 from quiver.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -168,6 +177,18 @@ def _tidy_foreign_entry(name: str, entry: Any, path: Path) -> Any:
     return entry
 
 
+def _known_keys() -> list[str]:
+    models: list[type[BaseModel]] = [
+        QuiverConfig,
+        GatewaySettings,
+        HttpSettings,
+        StdioBackendConfig,
+        HttpBackendConfig,
+        SseBackendConfig,
+    ]
+    return sorted({name for model in models for name in model.model_fields})
+
+
 def _format_validation(exc: ValidationError, path: Path) -> str:
     lines = []
     for error in exc.errors(include_url=False):
@@ -175,6 +196,9 @@ def _format_validation(exc: ValidationError, path: Path) -> str:
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key"
+            near = difflib.get_close_matches(str(error["loc"][-1]), _known_keys(), n=1)
+            if near:
+                message += f" (did you mean '{near[0]}'?)"
         elif error["type"] == "missing":
             message = "required key is missing"
             if error["loc"][-1] == "command":
