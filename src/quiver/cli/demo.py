@@ -16,7 +16,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import anyio
 import mcp_types as types
@@ -180,13 +180,17 @@ async def _direct_cost(backends: dict[str, dict[str, Any]], env: dict[str, str])
     from quiver import tokens
 
     all_tools: list[types.Tool] = []
-    with open(os.devnull, "w") as quiet:
+    with _devnull() as quiet:
         for spec in backends.values():
             params = StdioServerParameters(command=spec["command"], args=spec.get("args", []), env=spec.get("env"))
             with anyio.move_on_after(30):
                 async with Client(stdio_client(params, errlog=quiet), cache=None) as client:
                     all_tools.extend((await client.list_tools()).tools)
     return tokens.tools_list_tokens(all_tools), len(all_tools)
+
+
+def _devnull() -> TextIO:
+    return open(os.devnull, "w")  # noqa: SIM115 - the caller closes it
 
 
 def _text(result: types.CallToolResult) -> str:
