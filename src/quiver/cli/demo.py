@@ -190,7 +190,7 @@ async def _direct_cost(backends: dict[str, dict[str, Any]], env: dict[str, str])
 
 
 def _devnull() -> TextIO:
-    return open(os.devnull, "w")  # noqa: SIM115 - the caller closes it
+    return open(os.devnull, "w")
 
 
 def _text(result: types.CallToolResult) -> str:
