@@ -2,9 +2,13 @@
 
 The client closing stdin, SIGTERM, SIGINT and SIGHUP all end the session the same way: the
 gateway's task group unwinds, and every backend is stopped (stdio servers killed with their
-process group) before the process exits. Stdin is read without a worker thread, because a
-thread blocked in `read()` cannot be cancelled and would hold a signalled gateway open
-until the client happened to close the pipe.
+process group) before the process exits.
+
+The wire is read and written by the event loop on private duplicates of fds 0 and 1, not by
+worker threads: a thread blocked in `read()` cannot be cancelled (it would hold a signalled
+gateway open until the client closed the pipe), and two thread hops per message are most of
+what forwarding a call costs. While serving, fd 0 reads /dev/null and fd 1 writes to stderr,
+so nothing else in the process (or a child it starts) can read from or write into the wire.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import os
 import signal
 import stat
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import anyio
@@ -28,11 +34,12 @@ async def serve_stdio(gateway: Gateway) -> None:
     from mcp.server.stdio import stdio_server
 
     server = build_server(gateway)
-    async with gateway.running(), anyio.create_task_group() as tg:
-        tg.start_soon(cancel_on_signal, tg.cancel_scope)
-        async with stdio_server(stdin=_stdin_lines()) as (read, write):
-            await server.run(read, write, server.create_initialization_options())
-        tg.cancel_scope.cancel()
+    with _wire() as (reader, writer):
+        async with gateway.running(), anyio.create_task_group() as tg:
+            tg.start_soon(cancel_on_signal, tg.cancel_scope)
+            async with stdio_server(stdin=reader, stdout=writer) as (read, write):
+                await server.run(read, write, server.create_initialization_options())
+            tg.cancel_scope.cancel()
 
 
 async def cancel_on_signal(scope: anyio.CancelScope) -> None:
@@ -42,16 +49,34 @@ async def cancel_on_signal(scope: anyio.CancelScope) -> None:
             return
 
 
-def _stdin_lines() -> Any:
-    """Stdin as lines read by the event loop (a pipe or socket); else None, the SDK's default."""
+@contextmanager
+def _wire() -> Iterator[tuple[Any, Any]]:
+    """Event-loop streams over fds 0 and 1 when both are pipes or sockets; else the SDK's own (None)."""
+    if not (_pollable(0) and _pollable(1)):
+        yield None, None
+        return
+    sys.stdout.flush()
+    wire_in, wire_out = os.dup(0), os.dup(1)
+    saved_in, saved_out = os.dup(0), os.dup(1)
+    null = os.open(os.devnull, os.O_RDONLY)
     try:
-        fd = sys.stdin.fileno()
+        os.dup2(null, 0)
+        os.dup2(2, 1)
+        yield PipeLines(wire_in), PipeWriter(wire_out)
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved_in, 0)
+        os.dup2(saved_out, 1)
+        for fd in (null, saved_in, saved_out, wire_in, wire_out):
+            os.close(fd)
+
+
+def _pollable(fd: int) -> bool:
+    try:
         mode = os.fstat(fd).st_mode
-    except (AttributeError, OSError, ValueError):
-        return None
-    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)):
-        return None
-    return PipeLines(fd)
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
 class PipeLines:
@@ -86,3 +111,24 @@ class PipeLines:
                 self._eof = True
         line, self._buffer = self._buffer[: end + 1], self._buffer[end + 1 :]
         return line.decode("utf-8", errors="replace")
+
+
+class PipeWriter:
+    """Writes text to a pipe without blocking the event loop; waits when the pipe is full."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        os.set_blocking(fd, False)
+
+    async def write(self, text: str) -> None:
+        data = memoryview(text.encode("utf-8"))
+        while data:
+            try:
+                written = os.write(self._fd, data)
+            except BlockingIOError:
+                await anyio.wait_writable(self._fd)
+                continue
+            data = data[written:]
+
+    async def flush(self) -> None:
+        """Every write goes straight to the pipe; nothing is buffered."""
