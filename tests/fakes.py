@@ -12,6 +12,7 @@ from mcp.shared.exceptions import MCPError
 
 from quiver.backends.base import Backend, ProgressFn
 from quiver.config.models import AnyBackendConfig
+from quiver.upstream import Upstream
 
 ToolFn = Callable[[Mapping[str, Any]], Awaitable[str]]
 
@@ -68,7 +69,12 @@ class FakeBackend(Backend):
         return list(self.world.tools.get(self.name, []))
 
     async def call_tool(
-        self, name: str, arguments: Mapping[str, Any], *, progress: ProgressFn | None = None
+        self,
+        name: str,
+        arguments: Mapping[str, Any],
+        *,
+        progress: ProgressFn | None = None,
+        upstream: Upstream | None = None,
     ) -> types.CallToolResult:
         handler = self.world.handlers.get(f"{self.name}.{name}", echo)
         text = await handler(arguments)

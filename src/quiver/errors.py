@@ -9,6 +9,7 @@ what the caller sees; nothing else formats errors.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 
 class QuiverError(Exception):
@@ -114,10 +115,17 @@ class BackendUnavailableError(QuiverError):
 
 
 class BackendCallError(QuiverError):
-    """A call was sent but the backend did not answer it (it died, closed or broke the protocol)."""
+    """A request was sent but the backend did not answer it (it died, refused it, or broke the protocol)."""
 
     code = "backend_failed"
     retryable = True
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, retryable: bool | None = None, error: Any = None
+    ) -> None:
+        super().__init__(message, hint=hint, retryable=retryable)
+        self.error = error
+        """The JSON-RPC error the backend answered with (`mcp_types.ErrorData`), if it answered."""
 
 
 class CallTimeoutError(QuiverError):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,13 +18,14 @@ import anyio
 import mcp_types as types
 from anyio.abc import TaskGroup
 
-from quiver.backends.base import Backend, BackendState, ProgressFn
-from quiver.backends.supervisor import BackendFactory, BackendStatus, ManagedBackend, Supervisor
+from quiver.backends.base import Backend, BackendState, Listing, ProgressFn
+from quiver.backends.supervisor import BackendFactory, BackendStatus, ManagedBackend, Observers, Supervisor
 from quiver.catalog import Card, Catalog, CatalogStore, ToolEntry
 from quiver.catalog.validation import problems
 from quiver.config.models import AnyBackendConfig, QuiverConfig
 from quiver.errors import InvalidArgumentsError, QuiverError, UnknownBackendError, UnknownToolError
 from quiver.ids import ToolId
+from quiver.upstream import Upstream
 
 logger = logging.getLogger(__name__)
 
@@ -84,9 +85,19 @@ class Gateway:
             store = CatalogStore(cache_dir(config) / "catalog")
         self.catalog = Catalog(backends, store)
         self.log_dir = state_dir(config) / "logs"
-        self.supervisor = Supervisor(config, backend_factory or self._make_backend, self.catalog.update)
+        self.resource_observers: list[Callable[[str, str], None]] = []
+        """Told (backend, uri) when a subscribed resource changes."""
+        self.supervisor = Supervisor(
+            config,
+            backend_factory or self._make_backend,
+            Observers(listed=self.catalog.update, resource_updated=self._resource_updated),
+        )
         self._tg: TaskGroup | None = None
         self._discovery: anyio.Event | None = None
+
+    def _resource_updated(self, backend: str, uri: str) -> None:
+        for observer in self.resource_observers:
+            observer(backend, uri)
 
     def _make_backend(self, name: str, config: AnyBackendConfig) -> Backend:
         from quiver.backends.mcp import McpBackend
@@ -216,7 +227,12 @@ class Gateway:
     # -- call -----------------------------------------------------------------------------
 
     async def call(
-        self, tool_id: str, arguments: Mapping[str, Any], *, progress: ProgressFn | None = None
+        self,
+        tool_id: str,
+        arguments: Mapping[str, Any],
+        *,
+        progress: ProgressFn | None = None,
+        upstream: Upstream | None = None,
     ) -> types.CallToolResult:
         """Validate, start the backend if needed, call, and return the downstream result."""
         tid = self._parse(tool_id)
@@ -233,7 +249,7 @@ class Gateway:
             raise UnknownToolError(tool_id, self.catalog.suggest(tool_id))
         if fresh is not entry:
             self._validate(fresh, arguments)
-        return await managed.call_tool(tid.tool, arguments, progress=progress)
+        return await managed.call_tool(tid.tool, arguments, progress=progress, upstream=upstream)
 
     async def input_schema(self, tool_id: str) -> Mapping[str, Any]:
         """The tool's input schema if it can be found (for the CLI to type `key=value` args); else {}."""
@@ -248,6 +264,41 @@ class Gateway:
         found = problems(entry.validator(), entry.tool.input_schema, arguments)
         if found:
             raise InvalidArgumentsError(entry.key, found)
+
+    # -- resources, prompts, completions ----------------------------------------------------
+
+    async def listings(self) -> dict[str, Listing]:
+        """What every backend offers (tools, resources, templates, prompts), as far as known.
+
+        Backends never seen are discovered first, within the search's discovery time."""
+        self.catalog.ensure_loaded()
+        await self._wait_for_discovery()
+        return self.catalog.listings()
+
+    async def read_resource(
+        self, backend: str, uri: str, *, upstream: Upstream | None = None
+    ) -> types.ReadResourceResult:
+        return await self.supervisor.get(backend).read_resource(uri, upstream=upstream)
+
+    async def get_prompt(
+        self, backend: str, name: str, arguments: Mapping[str, str] | None, *, upstream: Upstream | None = None
+    ) -> types.GetPromptResult:
+        return await self.supervisor.get(backend).get_prompt(name, arguments, upstream=upstream)
+
+    async def complete(
+        self,
+        backend: str,
+        ref: types.PromptReference | types.ResourceTemplateReference,
+        argument: Mapping[str, str],
+        context: Mapping[str, str] | None,
+    ) -> types.CompleteResult:
+        return await self.supervisor.get(backend).complete(ref, argument, context)
+
+    async def subscribe(self, backend: str, uri: str) -> None:
+        await self.supervisor.get(backend).subscribe(uri)
+
+    async def unsubscribe(self, backend: str, uri: str) -> None:
+        await self.supervisor.get(backend).unsubscribe(uri)
 
     # -- servers --------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 import pytest
 
-from quiver.backends.base import BackendState
+from quiver.backends.base import BackendState, Change
 from quiver.config import QuiverConfig
 from quiver.errors import BackendCallError, BackendUnavailableError, CallTimeoutError, InvalidArgumentsError
 from quiver.gateway import Gateway
@@ -166,8 +166,8 @@ async def test_tool_list_change_reaches_the_catalog() -> None:
         await gateway.call("a.echo", {"message": "x"})
         world.tools["a"] = [tool("echo"), tool("shout", "Shout a message loudly")]
         backend = world.live["a"]
-        assert backend.tools_changed is not None
-        backend.tools_changed()
+        assert backend.changed is not None
+        backend.changed(Change.TOOLS)
         await wait_until(lambda: gateway.catalog.get("a.shout") is not None)
         reply = await gateway.search("shout loudly", 1)
         assert [card.id for card in reply.cards] == ["a.shout"]

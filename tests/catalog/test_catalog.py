@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from quiver.backends.base import Listing
 from quiver.catalog import Catalog, CatalogStore, summarize
 from quiver.config import StdioBackendConfig
 from quiver.errors import UnknownToolError
@@ -17,7 +18,7 @@ def make_catalog(tmp_path: Path) -> Catalog:
 
 def test_update_indexes_and_caches(tmp_path: Path) -> None:
     catalog = make_catalog(tmp_path)
-    catalog.update("time", [tool("get_current_time", "Get the current time in a timezone", ("timezone",))], None)
+    catalog.update("time", Listing([tool("get_current_time", "Get the current time in a timezone", ("timezone",))]))
     assert catalog.count("time") == 1
     assert catalog.count("fs") is None
     assert [e.key for e in catalog.search("current time", 5)] == ["time.get_current_time"]
@@ -28,8 +29,8 @@ def test_update_indexes_and_caches(tmp_path: Path) -> None:
 
 def test_update_replaces_a_backends_tools(tmp_path: Path) -> None:
     catalog = make_catalog(tmp_path)
-    catalog.update("fs", [tool("read_file", "Read a file"), tool("write_file", "Write a file")], None)
-    catalog.update("fs", [tool("read_text_file", "Read a text file")], None)
+    catalog.update("fs", Listing([tool("read_file", "Read a file"), tool("write_file", "Write a file")]))
+    catalog.update("fs", Listing([tool("read_text_file", "Read a text file")]))
     assert catalog.get("fs.read_file") is None
     assert [e.key for e in catalog.tools_of("fs")] == ["fs.read_text_file"]
     assert [e.key for e in catalog.search("write file", 5)] == ["fs.read_text_file"]
@@ -37,7 +38,7 @@ def test_update_replaces_a_backends_tools(tmp_path: Path) -> None:
 
 def test_unknown_ids_get_suggestions(tmp_path: Path) -> None:
     catalog = make_catalog(tmp_path)
-    catalog.update("time", [tool("get_current_time"), tool("convert_time")], None)
+    catalog.update("time", Listing([tool("get_current_time"), tool("convert_time")]))
     with pytest.raises(UnknownToolError) as caught:
         catalog.resolve("time.get_curent_time")
     assert caught.value.suggestions[0] == "time.get_current_time"
@@ -47,7 +48,7 @@ def test_unknown_ids_get_suggestions(tmp_path: Path) -> None:
 
 def test_hidden_ids_never_appear_in_suggestions(tmp_path: Path) -> None:
     catalog = make_catalog(tmp_path)
-    catalog.update("time", [tool("get_current_time"), tool("get_current_tide")], None)
+    catalog.update("time", Listing([tool("get_current_time"), tool("get_current_tide")]))
     with pytest.raises(UnknownToolError) as caught:
         catalog.resolve("time.get_current_tim", allow=lambda key: key != "time.get_current_time")
     assert "time.get_current_time" not in caught.value.suggestions

@@ -13,7 +13,7 @@ from quiver import tokens
 from quiver.config import QuiverConfig
 from quiver.gateway import Gateway
 from quiver.metatools import INSTRUCTIONS, MetaTools
-from quiver.server.handlers import build_server
+from quiver.server.app import GatewayApp
 from tests.fakes import FakeWorld, tool
 
 pytestmark = pytest.mark.anyio
@@ -26,8 +26,8 @@ SEARCH_REPLY_BUDGET = 300
 async def connected(world: FakeWorld, mode: str, backends: int = 2) -> AsyncIterator[Client]:
     names = [f"server{i}" for i in range(backends)]
     config = QuiverConfig.model_validate({"backends": {name: {"command": "fake"} for name in names}})
-    gateway = Gateway(config, backend_factory=world.factory)
-    async with gateway.running(), Client(build_server(gateway), mode=mode, cache=None) as client:
+    app = GatewayApp(Gateway(config, backend_factory=world.factory))
+    async with app.running(), Client(app.server, mode=mode, cache=None) as client:
         yield client
 
 

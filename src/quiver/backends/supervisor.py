@@ -11,10 +11,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -22,7 +22,7 @@ import mcp_types as types
 from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from quiver.backends.base import Backend, BackendState, ProgressFn
+from quiver.backends.base import Backend, BackendState, Listing, ProgressFn
 from quiver.config.models import AnyBackendConfig, GatewaySettings, QuiverConfig
 from quiver.errors import (
     BackendCallError,
@@ -31,12 +31,22 @@ from quiver.errors import (
     QuiverError,
     UnknownBackendError,
 )
+from quiver.upstream import Upstream
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 BackendFactory = Callable[[str, AnyBackendConfig], Backend]
-ToolsListener = Callable[[str, list[types.Tool], str | None], None]
-"""Told (backend name, its tools, the server's own description) whenever a backend lists tools."""
+
+
+@dataclass(frozen=True)
+class Observers:
+    """Who hears what backends say: a fresh listing, a subscribed resource that changed."""
+
+    listed: Callable[[str, Listing], None]
+    resource_updated: Callable[[str, str], None] = lambda backend, uri: None
+
 
 MAX_BACKOFF = 60.0
 # Idle checks run this often at most; a tighter idle timeout gets a proportionally tighter check.
@@ -64,14 +74,15 @@ class ManagedBackend:
         config: AnyBackendConfig,
         settings: GatewaySettings,
         factory: BackendFactory,
-        on_tools: ToolsListener,
+        observers: Observers,
         task_group: TaskGroup,
     ) -> None:
         self.name = name
         self.config = config
         self._factory = factory
-        self._on_tools = on_tools
+        self._observers = observers
         self._tg = task_group
+        self.subscriptions: set[str] = set()  # resource URIs some client is subscribed to
         self.idle_timeout = config.idle_timeout if config.idle_timeout is not None else settings.idle_timeout
         self.call_timeout = config.call_timeout or settings.call_timeout
         self.startup_timeout = config.startup_timeout or settings.startup_timeout
@@ -140,11 +151,14 @@ class ManagedBackend:
     async def _run(self, *, task_status: TaskStatus[Backend]) -> None:
         backend = self._candidate = self._factory(self.name, self.config)
         relist_send, relist_receive = anyio.create_memory_object_stream[None](1)
-        backend.tools_changed = lambda: _offer(relist_send)
+        backend.changed = lambda change: _offer(relist_send)
+        backend.resource_updated = lambda uri: self._observers.resource_updated(self.name, uri)
         started = False
         try:
             async with relist_send, relist_receive, backend.lifespan():
-                self._publish(backend, await backend.list_tools())
+                self._publish(await backend.listing())
+                for uri in sorted(self.subscriptions):  # a restarted backend resumes what clients follow
+                    await backend.subscribe(uri)
                 self._backend = backend
                 self._started_at = time.monotonic()
                 self.last_used = time.monotonic()
@@ -178,16 +192,16 @@ class ManagedBackend:
             async def relist_on_change() -> None:
                 async for _ in relist:
                     try:
-                        self._publish(backend, await backend.list_tools())
+                        self._publish(await backend.listing())
                     except Exception as exc:
-                        logger.warning("backend %s: re-listing tools failed: %s", self.name, exc)
+                        logger.warning("backend %s: re-listing failed: %s", self.name, exc)
 
             tg.start_soon(until, self._stop)
             tg.start_soon(until, backend.lost)
             tg.start_soon(relist_on_change)
 
-    def _publish(self, backend: Backend, tools: list[types.Tool]) -> None:
-        self._on_tools(self.name, tools, backend.server_title)
+    def _publish(self, listing: Listing) -> None:
+        self._observers.listed(self.name, listing)
 
     def _start_error(self, exc: BaseException) -> QuiverError:
         cause = _root_cause(exc)
@@ -212,25 +226,93 @@ class ManagedBackend:
         await self._done.wait()
 
     def idle_for(self, now: float) -> float:
-        if self.state is not BackendState.RUNNING or self.in_flight:
+        if self.state is not BackendState.RUNNING or self.in_flight or self.subscriptions:
             return 0.0
         return now - self.last_used
 
     # -- calling --------------------------------------------------------------------------
 
     async def call_tool(
-        self, tool: str, arguments: Mapping[str, Any], *, progress: ProgressFn | None = None
+        self,
+        tool: str,
+        arguments: Mapping[str, Any],
+        *,
+        progress: ProgressFn | None = None,
+        upstream: Upstream | None = None,
     ) -> types.CallToolResult:
+        """Call a tool; the timeout restarts whenever the backend reports progress."""
+        deadline = _Deadline(self.call_timeout)
+        report = progress
+
+        async def relay(progress: float, total: float | None, message: str | None) -> None:
+            deadline.extend()
+            if report is not None:
+                await report(progress, total, message)
+
+        return await self._use(
+            f"the call to '{tool}'",
+            lambda backend: backend.call_tool(tool, arguments, progress=relay, upstream=upstream),
+            deadline,
+        )
+
+    async def read_resource(self, uri: str, *, upstream: Upstream | None = None) -> types.ReadResourceResult:
+        return await self._use(
+            f"reading {uri} from '{self.name}'",
+            lambda backend: backend.read_resource(uri, upstream=upstream),
+            _Deadline(self.call_timeout),
+        )
+
+    async def get_prompt(
+        self, name: str, arguments: Mapping[str, str] | None, *, upstream: Upstream | None = None
+    ) -> types.GetPromptResult:
+        return await self._use(
+            f"prompt '{self.name}.{name}'",
+            lambda backend: backend.get_prompt(name, arguments, upstream=upstream),
+            _Deadline(self.call_timeout),
+        )
+
+    async def complete(
+        self,
+        ref: types.PromptReference | types.ResourceTemplateReference,
+        argument: Mapping[str, str],
+        context: Mapping[str, str] | None,
+    ) -> types.CompleteResult:
+        return await self._use(
+            f"completion on '{self.name}'",
+            lambda backend: backend.complete(ref, argument, context),
+            _Deadline(self.call_timeout),
+        )
+
+    async def subscribe(self, uri: str) -> None:
+        """Follow a resource; the backend stays up (and resubscribes after a restart) while followed."""
+        first = uri not in self.subscriptions
+        self.subscriptions.add(uri)
+        if first:
+            try:
+                await self._use(f"subscribing to {uri}", lambda b: b.subscribe(uri), _Deadline(self.call_timeout))
+            except BaseException:
+                self.subscriptions.discard(uri)
+                raise
+
+    async def unsubscribe(self, uri: str) -> None:
+        if uri not in self.subscriptions:
+            return
+        self.subscriptions.discard(uri)
+        backend = self._backend
+        if backend is not None and self.state is BackendState.RUNNING:
+            await self._use(f"unsubscribing from {uri}", lambda b: b.unsubscribe(uri), _Deadline(self.call_timeout))
+
+    async def _use(self, what: str, request: Callable[[Backend], Awaitable[T]], deadline: _Deadline) -> T:
+        """Run one request on the live connection, turning every failure into one clear error."""
         backend = await self.ensure_running()
         self.in_flight += 1
         try:
-            with anyio.fail_after(self.call_timeout):
-                return await backend.call_tool(tool, arguments, progress=progress)
-        except TimeoutError:
+            with deadline.scope():
+                return await request(backend)
             raise CallTimeoutError(
-                f"'{self.name}.{tool}' did not answer within {self.call_timeout:g}s; the call was cancelled",
+                f"{what} did not answer within {deadline.timeout:g}s; the request was cancelled",
                 hint="retry, or raise call_timeout for this backend in the config",
-            ) from None
+            )
         except QuiverError:
             raise
         except Exception as exc:
@@ -238,15 +320,16 @@ class ManagedBackend:
                 await anyio.lowlevel.checkpoint()  # let the owner task record why
                 detail = backend.failure_detail()
                 raise BackendCallError(
-                    f"backend '{self.name}' exited during the call to '{tool}'" + (f" ({detail})" if detail else ""),
-                    hint="the call may not have completed; the backend restarts on the next call",
+                    f"backend '{self.name}' exited during {what}" + (f" ({detail})" if detail else ""),
+                    hint="the request may not have completed; the backend restarts on the next call",
                 ) from None
             if not _is_downstream_fault(exc):
                 raise
             raise BackendCallError(
-                f"backend '{self.name}' failed the call to '{tool}': {_describe(exc, None)}",
+                f"backend '{self.name}' failed {what}: {_describe(exc, None)}",
                 hint="check the arguments with describe_tools, or the backend's log",
                 retryable=False,
+                error=getattr(_root_cause(exc), "error", None),
             ) from None
         finally:
             self.in_flight -= 1
@@ -269,15 +352,10 @@ class ManagedBackend:
 class Supervisor:
     """All configured backends, with one task group owning their connections."""
 
-    def __init__(
-        self,
-        config: QuiverConfig,
-        factory: BackendFactory,
-        on_tools: ToolsListener,
-    ) -> None:
+    def __init__(self, config: QuiverConfig, factory: BackendFactory, observers: Observers) -> None:
         self.config = config
         self._factory = factory
-        self._on_tools = on_tools
+        self._observers = observers
         self._backends: dict[str, ManagedBackend] = {}
         self._tg: TaskGroup | None = None
 
@@ -286,7 +364,7 @@ class Supervisor:
         async with anyio.create_task_group() as tg:
             self._tg = tg
             self._backends = {
-                name: ManagedBackend(name, cfg, self.config.gateway, self._factory, self._on_tools, tg)
+                name: ManagedBackend(name, cfg, self.config.gateway, self._factory, self._observers, tg)
                 for name, cfg in self.config.enabled_backends().items()
             }
             for managed in self._backends.values():
@@ -349,6 +427,22 @@ def _offer(stream: MemoryObjectSendStream[None]) -> None:
     """Ask for a re-list; one pending request is enough however many notifications arrive."""
     with contextlib.suppress(anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
         stream.send_nowait(None)
+
+
+class _Deadline:
+    """A request timeout that progress from the backend pushes back."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._scope: anyio.CancelScope | None = None
+
+    def scope(self) -> anyio.CancelScope:
+        self._scope = anyio.move_on_after(self.timeout)
+        return self._scope
+
+    def extend(self) -> None:
+        if self._scope is not None:
+            self._scope.deadline = anyio.current_time() + self.timeout
 
 
 def _is_downstream_fault(exc: BaseException) -> bool:

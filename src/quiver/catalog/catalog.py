@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Mapping
+from typing import Any
 
-import mcp_types as types
-
+from quiver.backends.base import Change, Listing
 from quiver.catalog.models import ToolEntry
 from quiver.catalog.store import CatalogStore
 from quiver.config.models import AnyBackendConfig
@@ -33,8 +33,11 @@ class Catalog:
         self.engine = engine if engine is not None else SearchEngine()
         self._entries: dict[str, ToolEntry] = {}
         self._by_backend: dict[str, list[ToolEntry]] = {}
-        self._titles: dict[str, str | None] = {}
+        self._listings: dict[str, Listing] = {}
         self._loaded = False
+        self.version = 0  # bumped on every change, for views derived from the catalog
+        self.observers: list[Callable[[str, set[Change]], None]] = []
+        """Told (backend, what changed) whenever a backend's listing changes."""
 
     # -- filling --------------------------------------------------------------------------
 
@@ -50,21 +53,29 @@ class Catalog:
                 continue
             cached = self._store.load(name, config.fingerprint())
             if cached is not None:
-                self._install(name, cached.tools, cached.server_title)
+                self._install(name, cached.listing)
 
-    def update(self, backend: str, tools: list[types.Tool], server_title: str | None) -> None:
-        """A backend listed its tools: replace what was known, index it, and cache it."""
-        self._install(backend, tools, server_title)
+    def update(self, backend: str, listing: Listing) -> None:
+        """A backend listed what it offers: replace what was known, index it, cache it, tell observers."""
+        previous = self._listings.get(backend)
+        changed = _changes(previous, listing)
+        if previous is not None and not changed and previous.server_title == listing.server_title:
+            return
+        self._install(backend, listing)
         config = self._configs.get(backend)
         if self._store is not None and config is not None:
-            self._store.save(backend, config.fingerprint(), tools, server_title)
+            self._store.save(backend, config.fingerprint(), listing)
+        for observer in self.observers:
+            observer(backend, changed)
 
-    def _install(self, backend: str, tools: list[types.Tool], server_title: str | None) -> None:
+    def _install(self, backend: str, listing: Listing) -> None:
+        self.version += 1
         for old in self._by_backend.get(backend, ()):
             self._entries.pop(old.key, None)
-        entries = [ToolEntry(ToolId(backend, tool.name), tool) for tool in tools]
+        self._listings[backend] = listing
+        server_title = listing.server_title
+        entries = [ToolEntry(ToolId(backend, tool.name), tool) for tool in listing.tools]
         self._by_backend[backend] = entries
-        self._titles[backend] = server_title
         for entry in entries:
             self._entries[entry.key] = entry
         config = self._configs.get(backend)
@@ -89,6 +100,12 @@ class Catalog:
         )
 
     # -- reading --------------------------------------------------------------------------
+
+    def listing(self, backend: str) -> Listing | None:
+        return self._listings.get(backend)
+
+    def listings(self) -> dict[str, Listing]:
+        return dict(self._listings)
 
     def knows(self, backend: str) -> bool:
         """Whether the backend's tools are known (cached or live)."""
@@ -125,3 +142,18 @@ class Catalog:
     def search(self, query: str, limit: int, *, allow: Callable[[str], bool] | None = None) -> list[ToolEntry]:
         hits = self.engine.search(query, limit, allow=allow)
         return [self._entries[hit.id] for hit in hits if hit.id in self._entries]
+
+
+def _changes(previous: Listing | None, current: Listing) -> set[Change]:
+    if previous is None:
+        return {kind for kind, items in _kinds(current).items() if items}
+    before = _kinds(previous)
+    return {kind for kind, items in _kinds(current).items() if items != before[kind]}
+
+
+def _kinds(listing: Listing) -> dict[Change, list[Any]]:
+    return {
+        Change.TOOLS: listing.tools,
+        Change.RESOURCES: [*listing.resources, *listing.templates],
+        Change.PROMPTS: listing.prompts,
+    }

@@ -19,15 +19,16 @@ from typing import Any
 import mcp_types as types
 from pydantic import ValidationError
 
+from quiver.backends.base import Listing
+
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
-class CachedTools:
-    tools: list[types.Tool]
-    server_title: str | None
+class Cached:
+    listing: Listing
     fetched_at: float
 
 
@@ -38,34 +39,47 @@ class CatalogStore:
     def _path(self, backend: str, fingerprint: str) -> Path:
         return self.directory / f"{backend}-{fingerprint}.json"
 
-    def load(self, backend: str, fingerprint: str) -> CachedTools | None:
+    def load(self, backend: str, fingerprint: str) -> Cached | None:
         path = self._path(backend, fingerprint)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             if data.get("version") != FORMAT_VERSION:
                 return None
-            tools = [types.Tool.model_validate(tool) for tool in data["tools"]]
-            return CachedTools(tools, data.get("server_title"), float(data.get("fetched_at", 0)))
+            listing = Listing(
+                tools=[types.Tool.model_validate(item) for item in data["tools"]],
+                resources=[types.Resource.model_validate(item) for item in data.get("resources", [])],
+                templates=[types.ResourceTemplate.model_validate(item) for item in data.get("templates", [])],
+                prompts=[types.Prompt.model_validate(item) for item in data.get("prompts", [])],
+                server_title=data.get("server_title"),
+            )
+            return Cached(listing, float(data.get("fetched_at", 0)))
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError, ValidationError) as exc:
             logger.warning("ignoring unreadable catalog cache %s: %s", path, exc)
             return None
 
-    def save(self, backend: str, fingerprint: str, tools: list[types.Tool], server_title: str | None) -> None:
+    def save(self, backend: str, fingerprint: str, listing: Listing) -> None:
         data: dict[str, Any] = {
             "version": FORMAT_VERSION,
             "backend": backend,
             "fingerprint": fingerprint,
             "fetched_at": time.time(),
-            "server_title": server_title,
-            "tools": [tool.model_dump(by_alias=True, mode="json", exclude_none=True) for tool in tools],
+            "server_title": listing.server_title,
+            "tools": _dump(listing.tools),
+            "resources": _dump(listing.resources),
+            "templates": _dump(listing.templates),
+            "prompts": _dump(listing.prompts),
         }
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             _write_atomic(self._path(backend, fingerprint), json.dumps(data, ensure_ascii=False))
         except OSError as exc:
             logger.warning("could not write the catalog cache in %s: %s", self.directory, exc)
+
+
+def _dump(items: list[Any]) -> list[dict[str, Any]]:
+    return [item.model_dump(by_alias=True, mode="json", exclude_none=True) for item in items]
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -37,6 +37,10 @@ class BackendBase(_Strict):
     )
     call_timeout: float | None = Field(default=None, gt=0, description="Seconds a tool call may take.")
     startup_timeout: float | None = Field(default=None, gt=0, description="Seconds to connect and list.")
+    namespace: bool = Field(
+        default=True,
+        description="Prefix this backend's names where tools, prompts and resources are listed side by side.",
+    )
     protocol: Literal["auto", "legacy"] = Field(
         default="auto",
         description="'auto' negotiates the newest era; 'legacy' forces the initialize handshake.",
@@ -141,6 +145,15 @@ class GatewaySettings(_Strict):
     )
     discovery_timeout: float = Field(default=15.0, gt=0, description="How long a search waits for discovery.")
     max_discovery_concurrency: int = Field(default=4, ge=1)
+    exposure: Literal["meta", "aggregate"] = Field(
+        default="meta",
+        description="'meta': the meta-tools (search, describe, call, servers); 'aggregate': every tool listed.",
+    )
+    pinned: list[str] = Field(
+        default_factory=list,
+        description="Tool ids (globs allowed) listed next to the meta-tools and callable directly.",
+    )
+    backend_endpoints: bool = Field(default=True, description="Serve each backend alone at /mcp/{backend} (HTTP).")
     cache_dir: str | None = Field(default=None, description="Catalog cache; default: the user cache dir.")
     state_dir: str | None = Field(default=None, description="Backend logs; default: the user state dir.")
     http: HttpSettings = Field(default_factory=HttpSettings)

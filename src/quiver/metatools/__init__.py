@@ -32,6 +32,9 @@ class MetaTools:
         self._tools = {tool.name: tool for tool in tools}
         self.definitions = [tool.definition() for tool in tools]
 
+    def has(self, name: str) -> bool:
+        return name in self._tools
+
     async def call(self, name: str, arguments: Mapping[str, Any] | None, ctx: CallContext) -> types.CallToolResult:
         tool = self._tools.get(name)
         if tool is None:

@@ -14,6 +14,7 @@ import mcp_types as types
 from pydantic import BaseModel, ConfigDict
 
 from quiver.backends.base import ProgressFn
+from quiver.upstream import Upstream
 
 if TYPE_CHECKING:
     from quiver.gateway import Gateway
@@ -29,6 +30,7 @@ class CallContext:
 
     gateway: Gateway
     progress: ProgressFn | None = None
+    upstream: Upstream | None = None
 
 
 Handler = Callable[[Any, CallContext], Awaitable[types.CallToolResult]]

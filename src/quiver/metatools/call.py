@@ -17,7 +17,7 @@ class CallArgs(MetaArgs):
 
 
 async def run(args: CallArgs, ctx: CallContext) -> types.CallToolResult:
-    return forwarded(await ctx.gateway.call(args.id, args.arguments, progress=ctx.progress))
+    return forwarded(await ctx.gateway.call(args.id, args.arguments, progress=ctx.progress, upstream=ctx.upstream))
 
 
 TOOL = MetaTool(

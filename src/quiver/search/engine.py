@@ -2,9 +2,10 @@
 
 Documents are grouped by backend so that a backend's tools can be replaced in one step when
 its tool list changes; only that backend is re-analysed (and re-embedded), and the indexes are
-merged lazily on the next query. Ranking is field-weighted BM25F over analysed text
-(`analysis`, `lexical`), optionally fused with embedding similarity (`semantic`) when a local
-model is installed. Importing this module imports no numpy, stemmer or model.
+merged lazily on the next query. Ranking is lexical over analysed text (`analysis`, `lexical`:
+BM25F plus a query-likelihood model); when a local embedding model is installed (`semantic`),
+its best tool joins the results at `SEMANTIC_RANK` and it orders the tools no word matched.
+Importing this module imports no numpy, stemmer or model.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from quiver.search.analysis import DEFAULT_ANALYZER, Analyzer, tokenize
-from quiver.search.lexical import Bm25fParams, FieldText, LexicalIndex
+from quiver.search.lexical import Bm25fParams, FieldText, LexicalIndex, LikelihoodParams
 from quiver.search.semantic import (
     Encoder,
     SemanticIndex,
@@ -37,7 +38,10 @@ __all__ = ["BackendInfo", "Hit", "SearchDoc", "SearchEngine", "tokenize"]
 _DOC_SECTION = re.compile(
     r"\n\s*(?:Args|Arguments|Parameters|Params|Returns?|Raises|Examples?|Usage|Notes?)\s*:", re.IGNORECASE
 )
-SEMANTIC_WEIGHT = 0.5  # fused score = lexical / best lexical + weight * semantic, see docs/SEARCH.md
+# Where the embedding model's best tool goes when the lexical ranking does not already list it
+# (0-based): after the two best lexical tools, which it rarely beats, inside the first five,
+# where a task's other need is often found only by meaning. Measured in docs/SEARCH.md.
+SEMANTIC_RANK = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,12 +103,13 @@ def backend_text(info: BackendInfo) -> str:
 
 
 class SearchEngine:
-    """Tool search: BM25F over names, descriptions, parameters and backends, plus embeddings.
+    """Tool search: lexical ranking over names, descriptions, parameters and backends, plus embeddings.
 
     `semantic=None` uses the semantic stage when a local model is installed, `True` requires it
     (raising `SemanticUnavailableError` without one), `False` keeps search lexical. An `encoder`
     replaces the installed model (tests use a small fake); `embedding_cache` keeps computed
-    embeddings in a file across runs.
+    embeddings in a file across runs. `semantic_rank=None` turns the model's reserved place off
+    (it then only orders the tools no word matched).
     """
 
     def __init__(
@@ -115,16 +120,17 @@ class SearchEngine:
         model_dir: Path | None = None,
         embedding_cache: Path | None = None,
         params: Bm25fParams | None = None,
-        semantic_weight: float = SEMANTIC_WEIGHT,
+        likelihood: LikelihoodParams | None = None,
+        semantic_rank: int | None = SEMANTIC_RANK,
         analyzer: Analyzer = DEFAULT_ANALYZER,
         split_docstrings: bool = True,
     ) -> None:
         self._docs: dict[str, list[SearchDoc]] = {}
         self._backends: dict[str, BackendInfo] = {}
-        self._lexical = LexicalIndex(params or Bm25fParams(), analyzer)
+        self._lexical = LexicalIndex(params or Bm25fParams(), analyzer, likelihood or LikelihoodParams())
         self._analyzer = analyzer
         self._split_docstrings = split_docstrings
-        self.semantic_weight = semantic_weight
+        self.semantic_rank = semantic_rank
         self._semantic: SemanticIndex | None = None
         self._pending_encoder: tuple[Path | None, Path | None] | None = None
         if semantic is False:
@@ -179,26 +185,24 @@ class SearchEngine:
         """The best `limit` tools for `query`, best first; `allow` filters ids before ranking."""
         if limit <= 0 or not query.strip() or len(self) == 0:
             return []
-        scores = self.scores(query)
-        if scores is None:
-            return []
-        return top_hits(self._lexical.ids, scores, limit, allow)
+        lexical = self.scores(query)
+        if not self.semantic:
+            return [] if lexical is None else top_hits(self._lexical.ids, lexical, limit, allow)
+        semantic = self._semantic_index().scores(query)
+        return merge_hits(self._lexical.ids, lexical, semantic, limit, allow, self.semantic_rank)
 
     def scores(self, query: str) -> NDArray[np.float32] | None:
-        """The fused score of every tool (in `ids` order), or None when nothing can match."""
+        """The lexical score of every tool (in `ids` order), or None when no query word is indexed."""
         if len(self) == 0:
             return None
         terms = self._analyzer.query_terms(query)
-        lexical = self._lexical.scores(terms) if terms else None
-        if self._semantic is None and self._pending_encoder is None:
-            return lexical
-        semantic = self._semantic_index().scores(query)
-        if lexical is None:
-            return semantic
-        best = float(lexical.max())
-        if best > 0:
-            lexical = lexical / best
-        return lexical + self.semantic_weight * semantic
+        return self._lexical.scores(terms) if terms else None
+
+    def semantic_scores(self, query: str) -> NDArray[np.float32] | None:
+        """Every tool's similarity to `query` plus its backend's (in `ids` order); None without a model."""
+        if len(self) == 0 or not self.semantic:
+            return None
+        return self._semantic_index().scores(query)
 
     @property
     def ids(self) -> list[str]:
@@ -223,6 +227,13 @@ def top_hits(
     ids: Sequence[str], scores: NDArray[np.float32], limit: int, allow: Callable[[str], bool] | None
 ) -> list[Hit]:
     """The `limit` best positive scores whose ids `allow` admits; ties keep index order."""
+    return [Hit(ids[position], float(scores[position])) for position in ranked(ids, scores, limit, allow)]
+
+
+def ranked(
+    ids: Sequence[str], scores: NDArray[np.float32], limit: int, allow: Callable[[str], bool] | None
+) -> list[int]:
+    """Positions of the `limit` best positive scores whose ids `allow` admits; ties keep index order."""
     import numpy as np
 
     candidates = np.flatnonzero(scores > 0)
@@ -233,12 +244,44 @@ def top_hits(
         threshold = np.partition(values, len(values) - keep)[len(values) - keep]
         candidates = candidates[values >= threshold]
     order = candidates[np.argsort(-scores[candidates], kind="stable")]
-    hits: list[Hit] = []
-    for position in order:
-        doc_id = ids[int(position)]
-        if allow is not None and not allow(doc_id):
+    positions: list[int] = []
+    for position in order.tolist():
+        if allow is not None and not allow(ids[position]):
             continue
-        hits.append(Hit(doc_id, float(scores[position])))
-        if len(hits) >= limit:
+        positions.append(position)
+        if len(positions) >= limit:
             break
-    return hits
+    return positions
+
+
+def merge_hits(
+    ids: Sequence[str],
+    lexical: NDArray[np.float32] | None,
+    semantic: NDArray[np.float32],
+    limit: int,
+    allow: Callable[[str], bool] | None,
+    rank: int | None,
+) -> list[Hit]:
+    """The lexical ranking with the semantic best placed at `rank`, then the unmatched by similarity.
+
+    A hit's score is its lexical score, or its similarity when no query word matched it; the
+    order, not the score, is the ranking.
+    """
+    # The model's order over every tool, as positive scores (similarities can be negative).
+    by_meaning = semantic - semantic.min() + 1.0 if len(semantic) else semantic
+    order = ranked(ids, lexical, limit, allow) if lexical is not None else []
+    if rank is not None and rank < limit:
+        pick = next((p for p in ranked(ids, by_meaning, rank + 1, allow) if p not in order[:rank]), None)
+        if pick is not None:
+            order = [p for p in order if p != pick]
+            order.insert(min(rank, len(order)), pick)
+            del order[limit:]
+    if len(order) < limit:  # every admitted lexical match is listed: the rest go by meaning
+        rest = by_meaning.copy()
+        rest[order] = 0.0
+        if lexical is not None:
+            rest[lexical > 0] = 0.0
+        order += ranked(ids, rest, limit - len(order), allow)
+    return [
+        Hit(ids[p], float(lexical[p]) if lexical is not None and lexical[p] > 0 else float(semantic[p])) for p in order
+    ]

@@ -1,7 +1,8 @@
-"""Serving clients over streamable HTTP (`/mcp`), bound to loopback by default.
+"""Serving clients over streamable HTTP: `/mcp`, `/mcp/{backend}`, `/healthz`; loopback by default.
 
 The SDK's session manager speaks both protocol eras and keeps DNS-rebinding protection on;
-this module adds the routes around it and ties the gateway's lifetime to the app's.
+this module adds the routes around it (one session manager per served surface) and ties the
+gateway's lifetime to the app's.
 """
 
 from __future__ import annotations
@@ -11,17 +12,19 @@ import logging
 import socket
 import sys
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from quiver.config.models import HttpSettings
 from quiver.errors import ConfigError
 from quiver.gateway import Gateway
-from quiver.server.handlers import build_server
+from quiver.server.app import GatewayApp
 
 logger = logging.getLogger(__name__)
 
@@ -44,30 +47,77 @@ def check_bind(settings: HttpSettings) -> None:
         )
 
 
-def build_app(gateway: Gateway, settings: HttpSettings) -> Starlette:
-    from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+def _security() -> Any:
     from mcp.server.transport_security import TransportSecuritySettings
 
-    server = build_server(gateway)
-    security = TransportSecuritySettings(
+    return TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
         allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*"],
         allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"],
     )
-    manager = StreamableHTTPSessionManager(app=server, security_settings=security)
+
+
+class _BackendEndpoints:
+    """`/mcp/{backend}`: each backend alone, with a session manager started on first use."""
+
+    def __init__(self, app: GatewayApp) -> None:
+        self._app = app
+        self._handlers: dict[str, Any] = {}
+        self._stack: AsyncExitStack | None = None
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            self._stack = stack
+            try:
+                yield
+            finally:
+                self._stack = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        backend = scope.get("path_params", {}).get("backend", "")
+        handler = await self._handler(backend)
+        if handler is None:
+            response = JSONResponse({"error": f"unknown backend '{backend}'"}, status_code=404)
+            await response(scope, receive, send)
+            return
+        await handler(scope, receive, send)
+
+    async def _handler(self, backend: str) -> Any:
+        from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+
+        handler = self._handlers.get(backend)
+        if handler is None and self._stack is not None:
+            server = self._app.backend_server(backend)
+            if server is None:
+                return None
+            manager = StreamableHTTPSessionManager(app=server, security_settings=_security())
+            await self._stack.enter_async_context(manager.run())
+            handler = self._handlers[backend] = StreamableHTTPASGIApp(manager)
+        return handler
+
+
+def build_app(gateway: Gateway, settings: HttpSettings) -> Starlette:
+    from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+
+    app = GatewayApp(gateway)
+    manager = StreamableHTTPSessionManager(app=app.server, security_settings=_security())
+    endpoints = _BackendEndpoints(app)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with gateway.running(), manager.run():
+    async def lifespan(starlette: Starlette) -> AsyncIterator[None]:
+        async with app.running(), manager.run(), endpoints.running():
             yield
 
     routes = [
         Route(settings.path, endpoint=StreamableHTTPASGIApp(manager)),
         Route("/healthz", endpoint=healthz, methods=["GET"]),
     ]
+    if gateway.config.gateway.backend_endpoints:
+        routes.append(Route(settings.path.rstrip("/") + "/{backend}", endpoint=endpoints))
     return Starlette(routes=routes, lifespan=lifespan)
 
 

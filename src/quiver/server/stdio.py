@@ -24,7 +24,7 @@ from typing import Any
 import anyio
 
 from quiver.gateway import Gateway
-from quiver.server.handlers import build_server
+from quiver.server.app import GatewayApp
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _READ_SIZE = 1 << 16
@@ -33,9 +33,10 @@ _READ_SIZE = 1 << 16
 async def serve_stdio(gateway: Gateway) -> None:
     from mcp.server.stdio import stdio_server
 
-    server = build_server(gateway)
+    app = GatewayApp(gateway)
+    server = app.server
     with _wire() as (reader, writer):
-        async with gateway.running(), anyio.create_task_group() as tg:
+        async with app.running(), anyio.create_task_group() as tg:
             tg.start_soon(cancel_on_signal, tg.cancel_scope)
             async with stdio_server(stdin=reader, stdout=writer) as (read, write):
                 await server.run(read, write, server.create_initialization_options())

@@ -1,0 +1,208 @@
+"""Input requests for 2026-07-28 clients: a call that outlives the request that started it.
+
+A 2026-07-28 client cannot be sent requests. When a backend asks for sampling, elicitation or
+roots during such a client's call, the call keeps running in a task the gateway owns, its
+question is parked, and the client's request returns `InputRequiredResult` with the question
+and a `requestState` naming the parked call. The client answers and retries the same request
+carrying the answers and the state; the retry delivers the answers and waits again for the
+next question or the result. Calls nobody comes back for are cancelled after a while.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import mcp_types as types
+from anyio.abc import TaskGroup
+from mcp.shared.exceptions import MCPError
+
+from quiver.upstream import Upstream
+
+logger = logging.getLogger(__name__)
+
+# A parked call nobody resumed within this long is cancelled (the SDK's sealed state lives 600 s).
+PENDING_TTL = 600.0
+# How long a round lets concurrent questions of one call gather before answering with them.
+_GATHER = 0.01
+
+Dispatch = Callable[[Upstream], Awaitable[types.Result]]
+
+
+@dataclass
+class _Question:
+    request: types.ServerRequest
+    result_type: type[Any]
+    answer: anyio.Event = field(default_factory=anyio.Event)
+    response: Any = None
+
+
+class PendingCall:
+    """A call running on behalf of a 2026-07-28 client, across its request rounds."""
+
+    def __init__(self, key: str, supports: Callable[[str], bool]) -> None:
+        self.key = key
+        self.supports = supports
+        self.touched = time.monotonic()
+        self._questions: dict[str, _Question] = {}
+        self._asked = anyio.Event()
+        self._finished = anyio.Event()
+        self._result: types.Result | None = None
+        self._error: BaseException | None = None
+        self._ids = itertools.count(1)
+        self.scope = anyio.CancelScope()
+
+    async def run(self, dispatch: Dispatch) -> None:
+        with self.scope:
+            try:
+                self._result = await dispatch(_ParkedUpstream(self))
+            except Exception as exc:
+                self._error = exc
+        self._finished.set()
+
+    async def ask(self, request: types.ServerRequest, result_type: type[Any]) -> Any:
+        question = _Question(request, result_type)
+        self._questions[f"q{next(self._ids)}"] = question
+        self._asked.set()
+        await question.answer.wait()
+        return question.response
+
+    def answer(self, responses: dict[str, Any] | None) -> types.ErrorData | None:
+        """Deliver a round's answers; an error when a question was left unanswered."""
+        self.touched = time.monotonic()
+        for key, question in list(self._questions.items()):
+            if responses is None or key not in responses:
+                return types.ErrorData(code=types.INVALID_PARAMS, message=f"missing input response '{key}'")
+            question.response = question.result_type.model_validate(_plain(responses[key]), by_name=False)
+        for question in self._questions.values():
+            question.answer.set()
+        self._questions.clear()
+        self._asked = anyio.Event()
+        return None
+
+    async def next(self) -> types.Result:
+        """Wait for the result, or for questions to put to the client."""
+        async with anyio.create_task_group() as tg:
+
+            async def until(event: anyio.Event) -> None:
+                await event.wait()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(until, self._finished)
+            tg.start_soon(until, self._asked)
+        if not self._finished.is_set():
+            await anyio.sleep(_GATHER)  # concurrent questions of the same call travel together
+        if self._finished.is_set() and not self._questions:
+            if self._error is not None:
+                raise self._error
+            assert self._result is not None
+            return self._result
+        return types.InputRequiredResult(
+            input_requests={key: q.request for key, q in self._questions.items()},  # type: ignore[misc]
+            request_state=self.key,
+        )
+
+
+class _ParkedUpstream(Upstream):
+    def __init__(self, call: PendingCall) -> None:
+        self._call = call
+
+    @property
+    def session_key(self) -> object:
+        return self._call
+
+    def supports(self, capability: str) -> bool:
+        return self._call.supports(capability)
+
+    async def request(self, request: types.ServerRequest, result_type: type[Any]) -> Any:
+        return await self._call.ask(request, result_type)
+
+    async def log(self, params: types.LoggingMessageNotificationParams) -> None:
+        """Log messages of a parked call have no open request to ride on; they are dropped."""
+
+
+class PendingCalls:
+    """The parked calls of one server, keyed by the token in their `requestState`."""
+
+    def __init__(self) -> None:
+        self._calls: dict[str, PendingCall] = {}
+        self._tg: TaskGroup | None = None
+
+    async def serve(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            task_status.started()
+            try:
+                while True:
+                    await anyio.sleep(PENDING_TTL / 10)
+                    self._reap()
+            finally:
+                self._tg = None
+                tg.cancel_scope.cancel()
+
+    def _reap(self) -> None:
+        now = time.monotonic()
+        for key, call in list(self._calls.items()):
+            if now - call.touched > PENDING_TTL:
+                logger.info("cancelling a call whose client never came back for it")
+                call.scope.cancel()
+                del self._calls[key]
+
+    async def round(
+        self,
+        request_state: str | None,
+        responses: dict[str, Any] | None,
+        supports: Callable[[str], bool],
+        dispatch: Dispatch,
+    ) -> types.Result:
+        """One request round of a call: start it, or resume the parked call the state names."""
+        if request_state is None:
+            if self._tg is None:  # not serving parked calls: run within this request only
+                return await dispatch(_Unparked(supports))
+            call = PendingCall(secrets.token_urlsafe(16), supports)
+            self._calls[call.key] = call
+            self._tg.start_soon(call.run, dispatch)
+        else:
+            found = self._calls.get(request_state)
+            if found is None:
+                raise MCPError(code=types.INVALID_PARAMS, message="this call has expired; send it again")
+            call = found
+            error = call.answer(responses)
+            if error is not None:
+                raise MCPError(code=error.code, message=error.message)
+        try:
+            result = await call.next()
+        except BaseException:
+            self._calls.pop(call.key, None)
+            raise
+        if not isinstance(result, types.InputRequiredResult):
+            self._calls.pop(call.key, None)
+        return result
+
+
+class _Unparked(Upstream):
+    def __init__(self, supports: Callable[[str], bool]) -> None:
+        self._supports = supports
+
+    @property
+    def session_key(self) -> object:
+        return self
+
+    def supports(self, capability: str) -> bool:
+        return False
+
+    async def request(self, request: types.ServerRequest, result_type: type[Any]) -> Any:
+        raise MCPError(code=types.INVALID_REQUEST, message="this client cannot be asked for input")
+
+    async def log(self, params: types.LoggingMessageNotificationParams) -> None:
+        pass
+
+
+def _plain(value: Any) -> Any:
+    return value.model_dump(by_alias=True, mode="json", exclude_none=True) if hasattr(value, "model_dump") else value
