@@ -94,3 +94,9 @@ async def wait_until(predicate: Callable[[], bool], limit: float = 5.0) -> None:
 
 def connection_closed() -> MCPError:
     return MCPError(code=types.CONNECTION_CLOSED, message="Connection closed")
+
+
+def text_of(result: types.Result) -> str:
+    """The text content of a tool result (empty for anything else)."""
+    content = getattr(result, "content", [])
+    return "".join(block.text for block in content if isinstance(block, types.TextContent))

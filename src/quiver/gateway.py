@@ -233,7 +233,7 @@ class Gateway:
         *,
         progress: ProgressFn | None = None,
         upstream: Upstream | None = None,
-    ) -> types.CallToolResult:
+    ) -> types.CallToolResult | types.InputRequiredResult:
         """Validate, start the backend if needed, call, and return the downstream result."""
         tid = self._parse(tool_id)
         managed = self._managed(tid, tool_id)
@@ -277,12 +277,12 @@ class Gateway:
 
     async def read_resource(
         self, backend: str, uri: str, *, upstream: Upstream | None = None
-    ) -> types.ReadResourceResult:
+    ) -> types.ReadResourceResult | types.InputRequiredResult:
         return await self.supervisor.get(backend).read_resource(uri, upstream=upstream)
 
     async def get_prompt(
         self, backend: str, name: str, arguments: Mapping[str, str] | None, *, upstream: Upstream | None = None
-    ) -> types.GetPromptResult:
+    ) -> types.GetPromptResult | types.InputRequiredResult:
         return await self.supervisor.get(backend).get_prompt(name, arguments, upstream=upstream)
 
     async def complete(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 import mcp_types as types
@@ -22,8 +23,22 @@ logger = logging.getLogger(__name__)
 SamplingResult = types.CreateMessageResult | types.CreateMessageResultWithTools | types.ErrorData
 
 
+@dataclass(frozen=True)
+class InputRound:
+    """A 2026-07-28 client's retry: the answers it brings and the backend's own state to echo."""
+
+    responses: dict[str, Any] | None = None
+    state: str | None = None
+
+
 class Upstream(ABC):
     """The client of one upward request, as a backend sees it during a call."""
+
+    round: InputRound | None = None
+    """Set for 2026-07-28 clients: a backend of that era may hand its input requests through."""
+
+    capabilities: types.ClientCapabilities | None = None
+    """What the client declared, for backends that take them per request (2026-07-28)."""
 
     @property
     @abstractmethod

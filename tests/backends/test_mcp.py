@@ -6,20 +6,16 @@ from pathlib import Path
 from typing import Literal
 
 import anyio
-import mcp_types as types
 import pytest
 from mcp.shared.exceptions import MCPError
 
 from quiver.backends.mcp import McpBackend
 from quiver.config import HttpBackendConfig, SseBackendConfig, StdioBackendConfig
 from quiver.errors import BackendUnavailableError, MissingEnvError
+from tests.fakes import text_of
 from tests.servers import everything_remote, faulty_backend, time_backend
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
-
-
-def text_of(result: types.CallToolResult) -> str:
-    return "".join(block.text for block in result.content if isinstance(block, types.TextContent))
 
 
 @pytest.mark.parametrize("protocol", ["auto", "legacy"])

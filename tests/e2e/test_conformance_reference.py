@@ -17,6 +17,7 @@ from mcp.client.session import ClientRequestContext
 from mcp.client.stdio import StdioServerParameters
 
 from tests.e2e.conformance import ERAS, REFERENCE_SERVER, SuiteRun, reference_server_http, run_suite
+from tests.fakes import text_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -102,10 +103,6 @@ async def answer(context: ClientRequestContext, params: types.ElicitRequestParam
 
 async def list_roots(context: ClientRequestContext) -> types.ListRootsResult:
     return types.ListRootsResult(roots=[types.Root.model_validate({"uri": "file:///srv/project", "name": "project"})])
-
-
-def text_of(result: types.CallToolResult) -> str:
-    return "".join(block.text for block in result.content if isinstance(block, types.TextContent))
 
 
 @pytest.mark.anyio

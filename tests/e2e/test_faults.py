@@ -11,7 +11,6 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 import anyio
-import mcp_types as types
 import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
@@ -19,14 +18,10 @@ from mcp.client.stdio import StdioServerParameters
 from quiver.config import QuiverConfig
 from quiver.errors import BackendCallError, BackendUnavailableError, CallTimeoutError
 from quiver.gateway import Gateway
-from tests.fakes import wait_until
+from tests.fakes import text_of, wait_until
 from tests.servers import alive, children, everything_backend, faulty_backend, time_backend, write_config
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
-
-
-def text_of(result: types.CallToolResult) -> str:
-    return "".join(block.text for block in result.content if isinstance(block, types.TextContent))
 
 
 def gateway(**backends: dict[str, object]) -> Gateway:

@@ -17,12 +17,12 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import mcp_types as types
 import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 from tests.e2e.gateway_proc import quiver_serve
+from tests.fakes import text_of
 from tests.servers import (
     everything_backend,
     everything_remote,
@@ -34,10 +34,6 @@ from tests.servers import (
 )
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
-
-
-def text_of(result: types.CallToolResult) -> str:
-    return "".join(block.text for block in result.content if isinstance(block, types.TextContent))
 
 
 class _Page(http.server.BaseHTTPRequestHandler):

@@ -22,8 +22,8 @@ from quiver.search.evaluate import (
 BENCHMARK = Path(__file__).resolve().parents[2].parent / "shared" / "benchmarks" / "tool-retrieval"
 # What the default (lexical) engine must keep scoring on the public dev set, whole catalogue.
 # Measured values are in docs/SEARCH.md; these floors sit a query or two below them.
-FLOORS = {"r1": 0.20, "r5": 0.44, "r10": 0.50, "mrr": 0.32}
-SOURCE_FLOORS = {"r1": 0.38, "r5": 0.62}
+FLOORS = {"r1": 0.29, "r5": 0.47, "r10": 0.51, "mrr": 0.37}
+SOURCE_FLOORS = {"r1": 0.42, "r5": 0.65}
 LEXICAL_P50_MS = 5.0
 
 

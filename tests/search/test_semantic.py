@@ -150,3 +150,26 @@ def test_backends_without_tools() -> None:
     index = SemanticIndex(FakeEncoder())
     index.set_segment("empty", [])
     assert len(index.scores("car")) == 0
+
+
+def test_the_models_best_tool_joins_the_lexical_ranking_third() -> None:
+    engine = filled(SearchEngine(encoder=FakeEncoder()))
+    engine.set_backend(
+        BackendInfo("speed"), [doc("speed", f"fast_{letter}", f"Fast thing {letter}") for letter in "abcd"]
+    )
+    # No tool says "automobile": the words find the four fast tools, the model finds the garage.
+    hits = [hit.id for hit in engine.search("fast automobile", 5)]
+    assert hits == ["speed.fast_a", "speed.fast_b", "garage.book_service", "speed.fast_c", "speed.fast_d"]
+    assert [hit.id for hit in engine.search("fast automobile", 2)] == ["speed.fast_a", "speed.fast_b"]
+    hidden = engine.search("fast automobile", 5, allow=lambda tool_id: tool_id != "garage.book_service")
+    assert "garage.book_service" not in [hit.id for hit in hidden]
+    assert [hit.id for hit in hidden][3:] == ["speed.fast_d", "radio.play"]  # the unmatched go by meaning
+    engine.semantic_rank = None
+    assert [hit.id for hit in engine.search("fast automobile", 5)][4] == "garage.book_service"
+
+
+def test_a_tool_both_stages_rank_first_is_listed_once() -> None:
+    engine = filled(SearchEngine(encoder=FakeEncoder()))
+    hits = [hit.id for hit in engine.search("car service", 3)]
+    assert hits[0] == "garage.book_service"
+    assert len(hits) == len(set(hits)) == 2

@@ -85,14 +85,18 @@ class Backend(ABC):
         *,
         progress: ProgressFn | None = None,
         upstream: Upstream | None = None,
-    ) -> types.CallToolResult:
-        """Call one tool; protocol-level failures raise, tool failures come back as `isError`."""
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        """Call one tool; protocol-level failures raise, tool failures come back as `isError`.
+
+        An `InputRequiredResult` comes back only to a 2026-07-28 caller (`upstream.round`)."""
 
     async def listing(self) -> Listing:
         """Tools, and resources, templates and prompts where the backend has them."""
         return Listing(await self.list_tools(), server_title=self.server_title)
 
-    async def read_resource(self, uri: str, *, upstream: Upstream | None = None) -> types.ReadResourceResult:
+    async def read_resource(
+        self, uri: str, *, upstream: Upstream | None = None
+    ) -> types.ReadResourceResult | types.InputRequiredResult:
         raise _unsupported(self.name, "resources")
 
     async def subscribe(self, uri: str) -> None:
@@ -103,7 +107,7 @@ class Backend(ABC):
 
     async def get_prompt(
         self, name: str, arguments: Mapping[str, str] | None, *, upstream: Upstream | None = None
-    ) -> types.GetPromptResult:
+    ) -> types.GetPromptResult | types.InputRequiredResult:
         raise _unsupported(self.name, "prompts")
 
     async def complete(

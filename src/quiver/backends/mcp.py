@@ -23,7 +23,7 @@ import anyio
 import mcp_types as types
 
 from quiver.backends.base import Backend, Change, Listing, ProgressFn
-from quiver.backends.watch import watch_transport
+from quiver.backends.watch import CALLER_CAPABILITIES_KEY, watch_transport
 from quiver.config.interpolate import resolve_backend
 from quiver.config.models import AnyBackendConfig, SseBackendConfig, StdioBackendConfig
 from quiver.errors import BackendUnavailableError
@@ -86,6 +86,7 @@ class McpBackend(Backend):
                 elicitation_callback=self._on_elicitation,
                 list_roots_callback=self._on_list_roots,
                 logging_callback=self._on_log,
+                log_level="debug",  # 2026-07-28 servers log only to requests that opt in; the caller filters
             )
             self._client = await stack.enter_async_context(client)
             try:
@@ -130,22 +131,64 @@ class McpBackend(Backend):
         *,
         progress: ProgressFn | None = None,
         upstream: Upstream | None = None,
-    ) -> types.CallToolResult:
+    ) -> types.CallToolResult | types.InputRequiredResult:
         client = self._connected()
         with self._serving(upstream):
-            return await client.call_tool(name, dict(arguments), progress_callback=progress)
+            if self._passes_rounds(upstream):
+                assert upstream is not None
+                assert upstream.round is not None
+                return await client.session.call_tool(
+                    name,
+                    dict(arguments),
+                    progress_callback=progress,
+                    input_responses=upstream.round.responses,
+                    request_state=upstream.round.state,
+                    meta=_caller_meta(upstream),
+                    allow_input_required=True,
+                )
+            return await client.call_tool(
+                name, dict(arguments), progress_callback=progress, meta=_caller_meta(upstream)
+            )
 
-    async def read_resource(self, uri: str, *, upstream: Upstream | None = None) -> types.ReadResourceResult:
+    async def read_resource(
+        self, uri: str, *, upstream: Upstream | None = None
+    ) -> types.ReadResourceResult | types.InputRequiredResult:
         client = self._connected()
         with self._serving(upstream):
-            return await client.read_resource(uri, cache_mode="bypass")
+            if self._passes_rounds(upstream):
+                assert upstream is not None
+                assert upstream.round is not None
+                return await client.session.read_resource(
+                    uri,
+                    input_responses=upstream.round.responses,
+                    request_state=upstream.round.state,
+                    meta=_caller_meta(upstream),
+                    allow_input_required=True,
+                )
+            return await client.read_resource(uri, cache_mode="bypass", meta=_caller_meta(upstream))
 
     async def get_prompt(
         self, name: str, arguments: Mapping[str, str] | None, *, upstream: Upstream | None = None
-    ) -> types.GetPromptResult:
+    ) -> types.GetPromptResult | types.InputRequiredResult:
         client = self._connected()
+        args = dict(arguments) if arguments is not None else None
         with self._serving(upstream):
-            return await client.get_prompt(name, dict(arguments) if arguments is not None else None)
+            if self._passes_rounds(upstream):
+                assert upstream is not None
+                assert upstream.round is not None
+                return await client.session.get_prompt(
+                    name,
+                    args,
+                    input_responses=upstream.round.responses,
+                    request_state=upstream.round.state,
+                    meta=_caller_meta(upstream),
+                    allow_input_required=True,
+                )
+            return await client.get_prompt(name, args, meta=_caller_meta(upstream))
+
+    def _passes_rounds(self, upstream: Upstream | None) -> bool:
+        """A 2026-07-28 caller and a 2026-07-28 server: input requests travel through unchanged."""
+        return upstream is not None and upstream.round is not None and self._modern
 
     async def complete(
         self,
@@ -385,6 +428,13 @@ class _Serving:
             return
         self._backend._calls.pop(self._key, None)
         current_upstream.reset(self._token)
+
+
+def _caller_meta(upstream: Upstream | None) -> Any:
+    """Request `_meta` naming the caller's own capabilities (applied by `watch_transport`)."""
+    if upstream is None or upstream.capabilities is None:
+        return None
+    return {CALLER_CAPABILITIES_KEY: upstream.capabilities.model_dump(by_alias=True, mode="json", exclude_none=True)}
 
 
 async def _all_pages(fetch: Any, attribute: str) -> list[Any]:

@@ -239,7 +239,7 @@ class ManagedBackend:
         *,
         progress: ProgressFn | None = None,
         upstream: Upstream | None = None,
-    ) -> types.CallToolResult:
+    ) -> types.CallToolResult | types.InputRequiredResult:
         """Call a tool; the timeout restarts whenever the backend reports progress."""
         deadline = _Deadline(self.call_timeout)
         report = progress
@@ -255,7 +255,9 @@ class ManagedBackend:
             deadline,
         )
 
-    async def read_resource(self, uri: str, *, upstream: Upstream | None = None) -> types.ReadResourceResult:
+    async def read_resource(
+        self, uri: str, *, upstream: Upstream | None = None
+    ) -> types.ReadResourceResult | types.InputRequiredResult:
         return await self._use(
             f"reading {uri} from '{self.name}'",
             lambda backend: backend.read_resource(uri, upstream=upstream),
@@ -264,7 +266,7 @@ class ManagedBackend:
 
     async def get_prompt(
         self, name: str, arguments: Mapping[str, str] | None, *, upstream: Upstream | None = None
-    ) -> types.GetPromptResult:
+    ) -> types.GetPromptResult | types.InputRequiredResult:
         return await self._use(
             f"prompt '{self.name}.{name}'",
             lambda backend: backend.get_prompt(name, arguments, upstream=upstream),

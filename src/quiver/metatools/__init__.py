@@ -35,7 +35,9 @@ class MetaTools:
     def has(self, name: str) -> bool:
         return name in self._tools
 
-    async def call(self, name: str, arguments: Mapping[str, Any] | None, ctx: CallContext) -> types.CallToolResult:
+    async def call(
+        self, name: str, arguments: Mapping[str, Any] | None, ctx: CallContext
+    ) -> types.CallToolResult | types.InputRequiredResult:
         tool = self._tools.get(name)
         if tool is None:
             return error_result(

@@ -33,7 +33,7 @@ class CallContext:
     upstream: Upstream | None = None
 
 
-Handler = Callable[[Any, CallContext], Awaitable[types.CallToolResult]]
+Handler = Callable[[Any, CallContext], Awaitable[types.CallToolResult | types.InputRequiredResult]]
 
 
 @dataclass(frozen=True)

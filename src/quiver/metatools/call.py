@@ -16,7 +16,7 @@ class CallArgs(MetaArgs):
     arguments: dict[str, Any] = Field(default_factory=dict, description="Arguments matching the tool's schema")
 
 
-async def run(args: CallArgs, ctx: CallContext) -> types.CallToolResult:
+async def run(args: CallArgs, ctx: CallContext) -> types.CallToolResult | types.InputRequiredResult:
     return forwarded(await ctx.gateway.call(args.id, args.arguments, progress=ctx.progress, upstream=ctx.upstream))
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, TypeVar
 
 import mcp_types as types
 
 from quiver.errors import QuiverError
 
 logger = logging.getLogger(__name__)
+
+R = TypeVar("R", bound=types.Result)
 
 # `_meta` keys the protocol reserves describe the downstream connection, not the result.
 _RESERVED_META_PREFIX = "io.modelcontextprotocol/"
@@ -35,7 +37,7 @@ def error_result(error: BaseException) -> types.CallToolResult:
     )
 
 
-def forwarded(result: types.CallToolResult) -> types.CallToolResult:
+def forwarded(result: R) -> R:
     """A downstream result as the client should see it: unchanged but for connection metadata."""
     meta = result.meta
     if meta and any(key.startswith(_RESERVED_META_PREFIX) for key in meta):

@@ -62,6 +62,7 @@ class SessionUpstream(Upstream):
 
     def __init__(self, ctx: ServerRequestContext[Any]) -> None:
         self._ctx = ctx
+        self.capabilities = ctx.session.client_capabilities
 
     @property
     def session_key(self) -> object:

@@ -28,11 +28,10 @@ from quiver.server.clients import (
     LOG_LEVEL_KEY,
     Audience,
     SessionUpstream,
-    capability_supported,
     connection_of,
     is_modern,
 )
-from quiver.server.pending import Dispatch, PendingCalls
+from quiver.server.pending import Caller, Dispatch, PendingCalls
 from quiver.server.surfaces import MetaSurface, Surface, rewrite_contents
 from quiver.upstream import Upstream
 
@@ -75,7 +74,7 @@ def build_server(
             return await pending.round(
                 params.request_state,
                 dict(params.input_responses) if params.input_responses else None,
-                lambda capability: capability_supported(ctx, capability),
+                Caller(ctx.session.client_capabilities),
                 dispatch,
             )
         return await dispatch(SessionUpstream(ctx))
@@ -120,6 +119,8 @@ def build_server(
 
         async def dispatch(upstream: Upstream) -> types.Result:
             read = await _downstream(gateway.read_resource(backend, uri, upstream=upstream))
+            if isinstance(read, types.InputRequiredResult):
+                return read
             return read.model_copy(update={"contents": rewrite_contents(surface, backend, read.contents)})
 
         result: types.ReadResourceResult | types.InputRequiredResult = await rounds(ctx, params, dispatch)

@@ -1,11 +1,17 @@
-"""Input requests for 2026-07-28 clients: a call that outlives the request that started it.
+"""Input requests for 2026-07-28 clients, whatever era the backend speaks.
 
-A 2026-07-28 client cannot be sent requests. When a backend asks for sampling, elicitation or
-roots during such a client's call, the call keeps running in a task the gateway owns, its
-question is parked, and the client's request returns `InputRequiredResult` with the question
-and a `requestState` naming the parked call. The client answers and retries the same request
-carrying the answers and the state; the retry delivers the answers and waits again for the
-next question or the result. Calls nobody comes back for are cancelled after a while.
+A 2026-07-28 client cannot be sent requests; it is answered with `InputRequiredResult` and
+retries the same request with its answers and the echoed `requestState`. Two kinds of rounds:
+
+- A 2026-07-28 backend asks the same way: its `InputRequiredResult` goes to the client as it is
+  (keys and all) and its own state rides inside ours (`d.` prefix); the retry hands the
+  answers and that state back to it. Nothing is kept in the gateway.
+- A handshake-era backend asks mid-call, over its connection. The call keeps running in a task
+  the gateway owns, its questions are parked, and the client gets them with a state naming the
+  parked call (`p.` prefix); the retry delivers the answers and waits for the next question or
+  the result. Parked calls nobody comes back for are cancelled after a while.
+
+The SDK's request-state boundary seals every state the client sees.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import mcp_types as types
 from anyio.abc import TaskGroup
 from mcp.shared.exceptions import MCPError
 
-from quiver.upstream import Upstream
+from quiver.upstream import InputRound, Upstream
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +39,8 @@ PENDING_TTL = 600.0
 _GATHER = 0.01
 
 Dispatch = Callable[[Upstream], Awaitable[types.Result]]
+_PARKED = "p."
+_DOWNSTREAM = "d."
 
 
 @dataclass
@@ -46,9 +54,10 @@ class _Question:
 class PendingCall:
     """A call running on behalf of a 2026-07-28 client, across its request rounds."""
 
-    def __init__(self, key: str, supports: Callable[[str], bool]) -> None:
+    def __init__(self, key: str, caller: Caller, round: InputRound) -> None:
         self.key = key
-        self.supports = supports
+        self.caller = caller
+        self.round = round
         self.touched = time.monotonic()
         self._questions: dict[str, _Question] = {}
         self._asked = anyio.Event()
@@ -86,8 +95,8 @@ class PendingCall:
         self._asked = anyio.Event()
         return None
 
-    async def next(self) -> types.Result:
-        """Wait for the result, or for questions to put to the client."""
+    async def next(self) -> tuple[types.Result, bool]:
+        """Wait for the result, or for questions to put to the client (then True: the call is parked)."""
         async with anyio.create_task_group() as tg:
 
             async def until(event: anyio.Event) -> None:
@@ -102,23 +111,36 @@ class PendingCall:
             if self._error is not None:
                 raise self._error
             assert self._result is not None
-            return self._result
-        return types.InputRequiredResult(
+            return self._result, False
+        parked = types.InputRequiredResult(
             input_requests={key: q.request for key, q in self._questions.items()},  # type: ignore[misc]
-            request_state=self.key,
+            request_state=_PARKED + self.key,
         )
+        return parked, True
+
+
+@dataclass(frozen=True)
+class Caller:
+    """What a 2026-07-28 client declared on its request."""
+
+    capabilities: types.ClientCapabilities | None
+
+    def supports(self, capability: str) -> bool:
+        return self.capabilities is not None and getattr(self.capabilities, capability, None) is not None
 
 
 class _ParkedUpstream(Upstream):
     def __init__(self, call: PendingCall) -> None:
         self._call = call
+        self.round = call.round
+        self.capabilities = call.caller.capabilities
 
     @property
     def session_key(self) -> object:
         return self._call
 
     def supports(self, capability: str) -> bool:
-        return self._call.supports(capability)
+        return self._call.caller.supports(capability)
 
     async def request(self, request: types.ServerRequest, result_type: type[Any]) -> Any:
         return await self._call.ask(request, result_type)
@@ -158,50 +180,40 @@ class PendingCalls:
         self,
         request_state: str | None,
         responses: dict[str, Any] | None,
-        supports: Callable[[str], bool],
+        caller: Caller,
         dispatch: Dispatch,
     ) -> types.Result:
-        """One request round of a call: start it, or resume the parked call the state names."""
-        if request_state is None:
-            if self._tg is None:  # not serving parked calls: run within this request only
-                return await dispatch(_Unparked(supports))
-            call = PendingCall(secrets.token_urlsafe(16), supports)
-            self._calls[call.key] = call
-            self._tg.start_soon(call.run, dispatch)
-        else:
-            found = self._calls.get(request_state)
-            if found is None:
+        """One request round: start the call, resume a parked one, or hand a backend its answers."""
+        if request_state is not None and request_state.startswith(_PARKED):
+            call = self._calls.get(request_state.removeprefix(_PARKED))
+            if call is None:
                 raise MCPError(code=types.INVALID_PARAMS, message="this call has expired; send it again")
-            call = found
             error = call.answer(responses)
             if error is not None:
                 raise MCPError(code=error.code, message=error.message)
+        else:
+            downstream = request_state.removeprefix(_DOWNSTREAM) if request_state is not None else None
+            call = PendingCall(secrets.token_urlsafe(16), caller, InputRound(responses, downstream or None))
+            if self._tg is None:  # not serving parked calls: this request is all the call gets
+                return _marked(await dispatch(_ParkedUpstream(call)))
+            self._calls[call.key] = call
+            self._tg.start_soon(call.run, dispatch)
         try:
-            result = await call.next()
+            result, parked = await call.next()
         except BaseException:
             self._calls.pop(call.key, None)
             raise
-        if not isinstance(result, types.InputRequiredResult):
-            self._calls.pop(call.key, None)
-        return result
+        if parked:
+            return result
+        self._calls.pop(call.key, None)
+        return _marked(result)
 
 
-class _Unparked(Upstream):
-    def __init__(self, supports: Callable[[str], bool]) -> None:
-        self._supports = supports
-
-    @property
-    def session_key(self) -> object:
-        return self
-
-    def supports(self, capability: str) -> bool:
-        return False
-
-    async def request(self, request: types.ServerRequest, result_type: type[Any]) -> Any:
-        raise MCPError(code=types.INVALID_REQUEST, message="this client cannot be asked for input")
-
-    async def log(self, params: types.LoggingMessageNotificationParams) -> None:
-        pass
+def _marked(result: types.Result) -> types.Result:
+    """A backend's own input-required result, its state marked as the backend's."""
+    if isinstance(result, types.InputRequiredResult):
+        return result.model_copy(update={"request_state": _DOWNSTREAM + (result.request_state or "")})
+    return result
 
 
 def _plain(value: Any) -> Any:
