@@ -22,7 +22,7 @@ import mcp_types as types
 from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from quiver.backends.base import Backend, BackendState, Listing, ProgressFn
+from quiver.backends.base import Backend, BackendState, Change, Listing, ProgressFn
 from quiver.config.models import AnyBackendConfig, GatewaySettings, QuiverConfig
 from quiver.errors import (
     BackendCallError,
@@ -44,7 +44,8 @@ BackendFactory = Callable[[str, AnyBackendConfig], Backend]
 class Observers:
     """Who hears what backends say: a fresh listing, a subscribed resource that changed."""
 
-    listed: Callable[[str, Listing], None]
+    listed: Callable[[str, Listing, set[Change]], None]
+    """(backend, its listing, what the backend announced as changed)"""
     resource_updated: Callable[[str, str], None] = lambda backend, uri: None
 
 
@@ -151,7 +152,13 @@ class ManagedBackend:
     async def _run(self, *, task_status: TaskStatus[Backend]) -> None:
         backend = self._candidate = self._factory(self.name, self.config)
         relist_send, relist_receive = anyio.create_memory_object_stream[None](1)
-        backend.changed = lambda change: _offer(relist_send)
+        announced: set[Change] = set()
+
+        def on_change(change: Change) -> None:
+            announced.add(change)
+            _offer(relist_send)
+
+        backend.changed = on_change
         backend.resource_updated = lambda uri: self._observers.resource_updated(self.name, uri)
         started = False
         try:
@@ -165,7 +172,7 @@ class ManagedBackend:
                 self.state = BackendState.RUNNING
                 started = True
                 task_status.started(backend)
-                await self._serve(backend, relist_receive)
+                await self._serve(backend, relist_receive, announced)
         except Exception as exc:
             if not started:
                 raise
@@ -182,7 +189,7 @@ class ManagedBackend:
                     logger.warning("backend %s %s", self.name, self.last_error)
             self._done.set()
 
-    async def _serve(self, backend: Backend, relist: MemoryObjectReceiveStream[None]) -> None:
+    async def _serve(self, backend: Backend, relist: MemoryObjectReceiveStream[None], announced: set[Change]) -> None:
         async with anyio.create_task_group() as tg:
 
             async def until(event: anyio.Event) -> None:
@@ -191,8 +198,10 @@ class ManagedBackend:
 
             async def relist_on_change() -> None:
                 async for _ in relist:
+                    kinds = set(announced)
+                    announced.clear()
                     try:
-                        self._publish(await backend.listing())
+                        self._publish(await backend.listing(), kinds)
                     except Exception as exc:
                         logger.warning("backend %s: re-listing failed: %s", self.name, exc)
 
@@ -200,8 +209,8 @@ class ManagedBackend:
             tg.start_soon(until, backend.lost)
             tg.start_soon(relist_on_change)
 
-    def _publish(self, listing: Listing) -> None:
-        self._observers.listed(self.name, listing)
+    def _publish(self, listing: Listing, announced: set[Change] | None = None) -> None:
+        self._observers.listed(self.name, listing, announced or set())
 
     def _start_error(self, exc: BaseException) -> QuiverError:
         cause = _root_cause(exc)

@@ -55,10 +55,13 @@ class Catalog:
             if cached is not None:
                 self._install(name, cached.listing)
 
-    def update(self, backend: str, listing: Listing) -> None:
-        """A backend listed what it offers: replace what was known, index it, cache it, tell observers."""
+    def update(self, backend: str, listing: Listing, announced: set[Change] | None = None) -> None:
+        """A backend listed what it offers: replace what was known, index it, cache it, tell observers.
+
+        What the backend `announced` as changed is passed on even when the listing looks the same:
+        clients refetch, and the backend knows best."""
         previous = self._listings.get(backend)
-        changed = _changes(previous, listing)
+        changed = _changes(previous, listing) | (announced or set())
         if previous is not None and not changed and previous.server_title == listing.server_title:
             return
         self._install(backend, listing)

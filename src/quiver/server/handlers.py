@@ -89,13 +89,19 @@ def build_server(
         name, arguments, progress = params.name, params.arguments or {}, _progress_relay(ctx)
 
         async def dispatch(upstream: Upstream) -> types.Result:
-            tid = surface.tool_id(name)
-            if metatools is not None and (tid is None or metatools.has(name)):
+            if metatools is not None and metatools.has(name):
                 return await metatools.call(name, arguments, CallContext(gateway, progress, upstream))
+            tid = await surface.resolve_tool(name)
             if tid is None:
+                if metatools is not None:  # says which tools this surface offers
+                    return await metatools.call(name, arguments, CallContext(gateway, progress, upstream))
                 return error_result(UnknownToolError(name, _near(name, list(surface.names().tool_ids))))
             try:
                 return forwarded(await gateway.call(str(tid), arguments, progress=progress, upstream=upstream))
+            except BackendCallError as exc:
+                if exc.error is not None:  # listed directly: the backend's own protocol error, unchanged
+                    raise MCPError(code=exc.error.code, message=exc.error.message, data=exc.error.data) from None
+                return error_result(exc)
             except Exception as exc:
                 return error_result(exc)
 
@@ -115,7 +121,7 @@ def build_server(
     async def read_resource(
         ctx: Ctx, params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult | types.InputRequiredResult:
-        backend, uri = _resource(surface, params.uri)
+        backend, uri = await _resource(surface, params.uri)
 
         async def dispatch(upstream: Upstream) -> types.Result:
             read = await _downstream(gateway.read_resource(backend, uri, upstream=upstream))
@@ -127,13 +133,13 @@ def build_server(
         return result
 
     async def subscribe(ctx: Ctx, params: types.SubscribeRequestParams) -> types.EmptyResult:
-        backend, uri = _resource(surface, params.uri)
+        backend, uri = await _resource(surface, params.uri)
         if audience.subscribe(ctx, params.uri):
             await _downstream(gateway.subscribe(backend, uri))
         return types.EmptyResult()
 
     async def unsubscribe(ctx: Ctx, params: types.UnsubscribeRequestParams) -> types.EmptyResult:
-        backend, uri = _resource(surface, params.uri)
+        backend, uri = await _resource(surface, params.uri)
         if audience.unsubscribe(ctx, params.uri):
             await _downstream(gateway.unsubscribe(backend, uri))
         return types.EmptyResult()
@@ -145,7 +151,7 @@ def build_server(
         followed = [
             resolved
             for uri in params.notifications.resource_subscriptions or ()
-            if (resolved := surface.resolve_uri(uri)) is not None
+            if (resolved := await surface.resolve_uri(uri)) is not None
         ]
         for backend, uri in followed:
             await _downstream(gateway.subscribe(backend, uri))
@@ -164,7 +170,7 @@ def build_server(
     async def get_prompt(
         ctx: Ctx, params: types.GetPromptRequestParams
     ) -> types.GetPromptResult | types.InputRequiredResult:
-        resolved = surface.resolve_prompt(params.name)
+        resolved = await surface.resolve_prompt(params.name)
         if resolved is None:
             raise MCPError(code=types.INVALID_PARAMS, message=f"unknown prompt '{params.name}'")
         backend, name = resolved
@@ -180,7 +186,7 @@ def build_server(
         argument = {"name": params.argument.name, "value": params.argument.value}
         context = params.context.arguments if params.context is not None else None
         if isinstance(ref, types.PromptReference):
-            resolved = surface.resolve_prompt(ref.name)
+            resolved = await surface.resolve_prompt(ref.name)
             if resolved is None:
                 raise MCPError(code=types.INVALID_PARAMS, message=f"unknown prompt '{ref.name}'")
             backend, original = resolved
@@ -188,7 +194,7 @@ def build_server(
                 update={"name": original}
             )
         else:
-            backend, original = _resource(surface, ref.uri)
+            backend, original = await _resource(surface, ref.uri)
             downstream_ref = ref.model_copy(update={"uri": original})
         return await _downstream(gateway.complete(backend, downstream_ref, argument, context))
 
@@ -221,8 +227,8 @@ def build_server(
     return server
 
 
-def _resource(surface: Surface, uri: str) -> tuple[str, str]:
-    resolved = surface.resolve_uri(uri)
+async def _resource(surface: Surface, uri: str) -> tuple[str, str]:
+    resolved = await surface.resolve_uri(uri)
     if resolved is None:
         raise MCPError(code=types.INVALID_PARAMS, message=f"resource not found: {uri}")
     return resolved

@@ -118,11 +118,27 @@ class Surface(ABC):
                     prompts.append(prompt if name == prompt.name else prompt.model_copy(update={"name": name}))
         return prompts
 
-    def resolve_uri(self, uri: str) -> tuple[str, str] | None:
-        return self.names().resolve_uri(uri, self.backends())
+    async def resolve_uri(self, uri: str) -> tuple[str, str] | None:
+        """(backend, original URI), discovering backends never seen if the URI is not known yet."""
+        resolved = self.names().resolve_uri(uri, self.backends())
+        if resolved is None:
+            await self.listings()
+            resolved = self.names().resolve_uri(uri, self.backends())
+        return resolved
 
-    def resolve_prompt(self, name: str) -> tuple[str, str] | None:
-        return self.names().prompt_keys.get(name)
+    async def resolve_prompt(self, name: str) -> tuple[str, str] | None:
+        resolved = self.names().prompt_keys.get(name)
+        if resolved is None:
+            await self.listings()
+            resolved = self.names().prompt_keys.get(name)
+        return resolved
+
+    async def resolve_tool(self, name: str) -> ToolId | None:
+        tid = self.tool_id(name)
+        if tid is None and name not in self.names().tool_ids:
+            await self.listings()
+            tid = self.tool_id(name)
+        return tid
 
     def exposed_uri(self, backend: str, uri: str) -> str:
         return self.names().uri(backend, uri)
