@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from mcp.client.stdio import StdioServerParameters
 
 READY_PREFIX = "quiver: serving MCP on "
 # Starting loads the config and binds a port; backends start lazily, so this is generous.
@@ -31,6 +32,17 @@ STOP_TIMEOUT = 15.0
 def stdio_command(config: Path, *extra: str) -> list[str]:
     """The command a client launches to speak to the gateway over stdio."""
     return [sys.executable, "-m", "quiver", "stdio", "--config", str(config), *extra]
+
+
+# The SDK's stdio client passes a child only a safe default environment: these keep its isolation.
+ISOLATION_ENV = ("QUIVER_CACHE_DIR", "QUIVER_STATE_DIR", "TIKTOKEN_CACHE_DIR")
+
+
+def stdio_params(config: Path, *extra: str) -> StdioServerParameters:
+    """SDK client parameters that launch `quiver stdio` with this test's cache and state dirs."""
+    command = stdio_command(config, *extra)
+    env = {key: os.environ[key] for key in ISOLATION_ENV if key in os.environ}
+    return StdioServerParameters(command=command[0], args=command[1:], env=env)
 
 
 @dataclass

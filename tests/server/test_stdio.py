@@ -3,30 +3,22 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import mcp_types as types
 import pytest
 from mcp import Client
-from mcp.client.stdio import StdioServerParameters
 
+from tests.e2e.gateway_proc import stdio_params
 from tests.servers import children, time_backend, write_config
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
 
-def params(config: Path) -> StdioServerParameters:
-    env = {key: os.environ[key] for key in ("QUIVER_CACHE_DIR", "QUIVER_STATE_DIR", "TIKTOKEN_CACHE_DIR")}
-    return StdioServerParameters(
-        command=sys.executable, args=["-m", "quiver", "stdio", "--config", str(config)], env=env
-    )
-
-
 @pytest.mark.parametrize(("mode", "era"), [("legacy", "2025-11-25"), ("auto", "2026-07-28")])
 async def test_search_describe_call_over_stdio(mode: str, era: str, tmp_path: Path) -> None:
     config = write_config(tmp_path / "quiver.json", {"time": time_backend()})
-    async with Client(params(config), mode=mode, cache=None) as client:
+    async with Client(stdio_params(config), mode=mode, cache=None) as client:
         assert client.protocol_version == era
         assert client.instructions is not None
         assert "search_tools" in client.instructions
@@ -48,7 +40,7 @@ async def test_initialize_starts_no_backend(tmp_path: Path) -> None:
     backends = {f"time{i}": time_backend(autostart=False) for i in range(20)}
     config = write_config(tmp_path / "quiver.json", backends)
     before = children(os.getpid())
-    async with Client(params(config), mode="legacy", cache=None) as client:
+    async with Client(stdio_params(config), mode="legacy", cache=None) as client:
         await client.list_tools()
         await client.call_tool("list_servers", {})
         gateway = children(os.getpid()) - before

@@ -201,6 +201,8 @@ class PendingCalls:
         try:
             result, parked = await call.next()
         except BaseException:
+            # The client gave up on this round (or it failed): the call it was waiting for goes too.
+            call.scope.cancel()
             self._calls.pop(call.key, None)
             raise
         if parked:
