@@ -144,7 +144,7 @@ def _normalise(data: dict[str, Any], path: Path, *, lenient: bool) -> dict[str, 
     data = dict(data)
     servers = data.pop("mcpServers", None)
     if lenient:
-        data = {key: value for key, value in data.items() if key in ("backends", "gateway")}
+        data = {key: value for key, value in data.items() if key in ("backends", "gateway", "policy", "auth")}
     if servers is None:
         return data
     if not isinstance(servers, dict):

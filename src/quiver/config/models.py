@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
+from quiver.config.policy import AuthConfig, PolicyConfig
 from quiver.errors import ConfigError
 from quiver.ids import check_backend_name
 
@@ -162,6 +163,8 @@ class GatewaySettings(_Strict):
 class QuiverConfig(_Strict):
     backends: dict[str, BackendConfig] = Field(default_factory=dict)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
     source: Path | None = Field(default=None, exclude=True, description="The file this was read from.")
 
     @field_validator("backends")
