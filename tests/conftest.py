@@ -14,6 +14,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("QUIVER_CONFIG", raising=False)
     monkeypatch.setenv("QUIVER_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("QUIVER_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("QUIVER_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     # A warm tiktoken cache must not hide a missing offline encoding.
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "tiktoken"))

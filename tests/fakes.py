@@ -92,6 +92,13 @@ async def wait_until(predicate: Callable[[], bool], limit: float = 5.0) -> None:
             await anyio.sleep(0.01)
 
 
+async def eventually(check: Callable[[], Awaitable[bool]], limit: float = 5.0, every: float = 0.2) -> None:
+    """Poll an async check (e.g. a tool call) until it holds; fail after ``limit`` seconds."""
+    with anyio.fail_after(limit):
+        while not await check():  # noqa: ASYNC110 - the check is a remote call, not an event
+            await anyio.sleep(every)
+
+
 def connection_closed() -> MCPError:
     return MCPError(code=types.CONNECTION_CLOSED, message="Connection closed")
 

@@ -138,3 +138,20 @@ def alive(pid: int) -> bool:
 def write_config(path: Path, backends: dict[str, dict[str, Any]], **gateway: Any) -> Path:
     path.write_text(json.dumps({"backends": backends, "gateway": gateway}))
     return path
+
+
+def cmdline(pid: int) -> bytes:
+    """A process's command line, arguments joined by NUL (empty once it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def gateway_process(before: set[int]) -> int:
+    """The `quiver stdio` process started since `before` (not its watchdog, not a backend)."""
+    for pid in children(os.getpid()) - before:
+        argv = cmdline(pid).split(b"\0")
+        if b"quiver" in argv and b"stdio" in argv:
+            return pid
+    pytest.fail("the gateway process was not found")

@@ -15,15 +15,18 @@ if TYPE_CHECKING:
     from quiver.config.loader import load_config
     from quiver.errors import QuiverError
     from quiver.gateway import Gateway
+    from quiver.plugins import ToolContext, tool
 
 _EXPORTS = {
     "Backend": "quiver.backends.base",
     "Gateway": "quiver.gateway",
     "QuiverError": "quiver.errors",
+    "ToolContext": "quiver.plugins",
     "load_config": "quiver.config.loader",
+    "tool": "quiver.plugins",
 }
 
-__all__ = ["Backend", "Gateway", "QuiverError", "__version__", "load_config"]
+__all__ = ["Backend", "Gateway", "QuiverError", "ToolContext", "__version__", "load_config", "tool"]
 
 
 def __getattr__(name: str) -> Any:

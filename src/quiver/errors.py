@@ -9,7 +9,7 @@ what the caller sees; nothing else formats errors.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Self
 
 
 class QuiverError(Exception):
@@ -27,6 +27,13 @@ class QuiverError(Exception):
 
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message}\nhint: {self.hint}"
+
+    def again(self) -> Self:
+        """A fresh copy to raise once more: raising one stored object again and again grows its traceback."""
+        clone = type(self).__new__(type(self))
+        clone.args = self.args
+        clone.__dict__.update(self.__dict__)
+        return clone
 
     def to_dict(self) -> dict[str, object]:
         data: dict[str, object] = {"code": self.code, "message": self.message, "retryable": self.retryable}
@@ -56,10 +63,12 @@ class MissingEnvError(QuiverError):
 
     code = "env_missing"
 
-    def __init__(self, variable: str, backend: str, where: str) -> None:
+    def __init__(self, variable: str, backend: str, where: str, obtain: str | None = None) -> None:
+        how = f"get one from {obtain}, then " if obtain else ""
         super().__init__(
             f"backend '{backend}' needs environment variable {variable} (used in {where}), which is not set",
-            hint=f"export {variable}=..., or give a default in the config: ${{{variable}:-value}}",
+            hint=f"{how}store it with `quiver secrets set {variable}` (or export it), or give a default in the"
+            f" config: ${{{variable}:-value}}",
         )
         self.variable = variable
         self.backend = backend
@@ -121,11 +130,39 @@ class BackendCallError(QuiverError):
     retryable = True
 
     def __init__(
-        self, message: str, *, hint: str | None = None, retryable: bool | None = None, error: Any = None
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        retryable: bool | None = None,
+        error: Any = None,
+        lost: bool = False,
     ) -> None:
         super().__init__(message, hint=hint, retryable=retryable)
+        self.lost = lost
+        """The backend's connection ended during the request."""
         self.error = error
         """The JSON-RPC error the backend answered with (`mcp_types.ErrorData`), if it answered."""
+
+
+class BusyError(QuiverError):
+    """A backend already has as many calls running and waiting as it is allowed."""
+
+    code = "busy"
+    retryable = True
+
+
+class NotAllowedError(QuiverError):
+    """The caller may not do this (policy, not a fault)."""
+
+    code = "not_allowed"
+
+
+class ShuttingDownError(QuiverError):
+    """The gateway is draining before it stops and accepts no new calls."""
+
+    code = "shutting_down"
+    retryable = True
 
 
 class CallTimeoutError(QuiverError):

@@ -8,24 +8,59 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import mcp_types as types
 from anyio.abc import TaskGroup
 
 from quiver.backends.base import Backend, BackendState, Listing, ProgressFn
-from quiver.backends.supervisor import BackendFactory, BackendStatus, ManagedBackend, Observers, Supervisor
-from quiver.catalog import Card, Catalog, CatalogStore, ToolEntry
+from quiver.backends.supervisor import (
+    BackendFactory,
+    BackendStatus,
+    Changes,
+    ManagedBackend,
+    Observers,
+    Supervisor,
+)
+from quiver.catalog import NOT_INSTALLED, Card, Catalog, CatalogStore, ToolEntry, summarize
 from quiver.catalog.validation import problems
 from quiver.config.models import AnyBackendConfig, QuiverConfig
-from quiver.errors import InvalidArgumentsError, QuiverError, UnknownBackendError, UnknownToolError
+from quiver.config.policy import PolicyConfig
+from quiver.errors import (
+    InvalidArgumentsError,
+    NotAllowedError,
+    QuiverError,
+    ShuttingDownError,
+    UnknownBackendError,
+    UnknownToolError,
+)
 from quiver.ids import ToolId
+from quiver.inflight import InFlight
+from quiver.metrics import Metrics
+from quiver.ops.status import StatusWriter, status_path
+from quiver.policy.audit import AuditLog
+from quiver.policy.engine import Policy, View
+from quiver.policy.guard import Guard
+from quiver.policy.limits import Continuations
+from quiver.policy.pinning import PinStore
+from quiver.policy.pipeline import CallRequest, Pipeline, Step
+from quiver.policy.principal import LOCAL, Principal
+from quiver.policy.ratelimit import RateLimiter
+from quiver.policy.redaction import Redactor
+from quiver.policy.steps import AuditStep, LimitsStep, RateLimitStep, RedactionStep
+from quiver.tracing import Tracing
 from quiver.upstream import Upstream
+
+if TYPE_CHECKING:
+    from quiver.provisioning.installer import InstallResult
+    from quiver.provisioning.manifest import Manifest
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +68,10 @@ APP_NAME = "quiver"
 CACHE_DIR_ENV = "QUIVER_CACHE_DIR"
 STATE_DIR_ENV = "QUIVER_STATE_DIR"
 MAX_SEARCH_LIMIT = 20
+MAX_INSTALLABLE_CARDS = 2  # servers not installed, shown only when they outrank the tools there are
+PINS_FILE = "pins.json"
+CONTINUE_TOOL = "quiver.continue"  # pages of a capped result; named in the cap's own note
+AUDIT_FILE = "audit.db"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,13 +117,20 @@ class Gateway:
         *,
         backend_factory: BackendFactory | None = None,
         store: CatalogStore | None = None,
+        watch: bool = False,
     ) -> None:
         self.config = config
+        self._watch = watch
         backends = config.enabled_backends()
         if store is None:
             store = CatalogStore(cache_dir(config) / "catalog")
-        self.catalog = Catalog(backends, store)
+        self.guard = Guard(config.policy, PinStore(state_dir(config) / PINS_FILE))
+        self.policy = Policy(config.policy, quarantined=self.guard.quarantined)
+        self.catalog = Catalog(backends, store, reviewer=self._review)
         self.log_dir = state_dir(config) / "logs"
+        self.audit = AuditLog(state_dir(config) / AUDIT_FILE) if config.policy.audit else None
+        self.continuations = Continuations()
+        self.pipeline = Pipeline(self._steps())
         self.resource_observers: list[Callable[[str, str], None]] = []
         """Told (backend, uri) when a subscribed resource changes."""
         self.supervisor = Supervisor(
@@ -92,37 +138,188 @@ class Gateway:
             backend_factory or self._make_backend,
             Observers(listed=self.catalog.update, resource_updated=self._resource_updated),
         )
+        self.metrics = Metrics()
+        self.metrics.collect_from(self)
+        self.tracing = Tracing(config.gateway.tracing)
+        self.manifest: Manifest | None = None
+        self.status = StatusWriter(self, status_path(state_dir(config)))
         self._tg: TaskGroup | None = None
+        self._stop_watching = anyio.Event()
         self._discovery: anyio.Event | None = None
+        self.draining = False
+        self.ready = False
+        self.in_flight = InFlight()
+
+    def _steps(self) -> list[Step]:
+        """The policy chain, outermost first: audit, rate limit, output limits, redaction."""
+        policy = self.config.policy
+        steps: list[Step] = []
+        if self.audit is not None:
+            steps.append(AuditStep(self.audit))
+        if policy.rate_limit is not None or any(role.rate_limit for role in policy.roles.values()):
+            steps.append(RateLimitStep(RateLimiter(lambda principal: self.view(principal).rate_limit)))
+        if _has_limits(policy):
+            steps.append(LimitsStep(self.continuations))
+        steps.append(RedactionStep(Redactor.from_config(policy.redaction, secrets=config_secrets(self.config))))
+        return steps
+
+    def _review(self, backend: str, tools: list[types.Tool]) -> None:
+        # Shadowing rules look for other tools named in a description: every tool Quiver knows.
+        others = [
+            str(ToolId(name, tool.name))
+            for name, listing in self.catalog.listings().items()
+            if name != backend
+            for tool in listing.tools
+        ]
+        self.guard.review(backend, tools, others)
+        self.policy.invalidate()
+
+    def view(self, principal: Principal = LOCAL) -> View:
+        return self.policy.view(principal.role)
+
+    def visible(self, view: View) -> Callable[[str], bool]:
+        """Whether a tool id is visible to `view` (unknown ids are not)."""
+
+        def allow(key: str) -> bool:
+            entry = self.catalog.get(key)
+            return entry is not None and view.allows_tool(key, entry.tool)
+
+        return allow
 
     def _resource_updated(self, backend: str, uri: str) -> None:
         for observer in self.resource_observers:
             observer(backend, uri)
 
     def _make_backend(self, name: str, config: AnyBackendConfig) -> Backend:
-        from quiver.backends.mcp import McpBackend
+        from quiver import secrets
+        from quiver.backends.factory import make_backend
 
-        return McpBackend(name, config, log_dir=self.log_dir)
+        config_dir = self.config.source.parent if self.config.source is not None else None
+        environ = secrets.environment(config_dir)
+        return make_backend(name, config, log_dir=self.log_dir, environ=environ, base_dir=config_dir)
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Gateway]:
         async with self.supervisor.running(), anyio.create_task_group() as tg:
             self._tg = tg
+            tg.start_soon(self.status.run)
+            if self.audit is not None:
+                tg.start_soon(self.audit.run)
+            if self._watch and self.config.source is not None:
+                self._stop_watching = anyio.Event()
+                tg.start_soon(self.watch, self.config.source)
+            if self.config.gateway.suggest_servers or self.config.gateway.install != "off":
+                tg.start_soon(self._load_manifest)
+            self.ready = True
             try:
                 yield self
             finally:
+                self.ready = False
+                self._stop_watching.set()  # the watcher's thread would otherwise hold shutdown for seconds
                 tg.cancel_scope.cancel()
                 self._tg = None
 
+    # -- servers from the manifest ------------------------------------------------------------
+
+    async def _load_manifest(self) -> None:
+        """Read the manifest off the event loop (it is ~1 s of validation), then let search suggest from it."""
+        from quiver.provisioning.manifest import ManifestError, load_manifest
+
+        try:
+            self.manifest = await anyio.to_thread.run_sync(load_manifest)
+        except ManifestError as exc:
+            logger.error("the server manifest is unusable, so search suggests no servers: %s", exc)
+            return
+        self._suggest_servers()
+
+    def _suggest_servers(self) -> None:
+        from quiver.provisioning.suggest import installable
+
+        wanted = self.manifest is not None and self.config.gateway.suggest_servers
+        manifest = self.manifest
+        self.catalog.set_installable(installable(manifest, self.config.backends) if manifest and wanted else [])
+
+    def may_install(self, principal: Principal) -> bool:
+        """Whether this caller may install servers (and so whether search suggests any)."""
+        mode = self.config.gateway.install
+        return mode == "everyone" or (mode == "local" and principal.via == "local")
+
+    async def install(
+        self, name: str, *, principal: Principal = LOCAL, progress: ProgressFn | None = None
+    ) -> InstallResult:
+        """Install a manifest server, register it in the config file, and start serving it (no restart)."""
+        if not self.may_install(principal):
+            raise NotAllowedError(
+                "installing servers is not allowed for this caller",
+                hint="an operator can run `quiver install NAME`, or set gateway.install: everyone in the config",
+            )
+        if name in self.config.backends:
+            raise QuiverError(f"'{name}' is already configured", hint="search_tools finds its tools")
+        from quiver.config.editing import target_path
+        from quiver.config.loader import read_config_file
+        from quiver.provisioning.installer import install_and_register
+
+        source = self.config.source
+        result = await install_and_register(name, config=str(source) if source else None, progress=progress)
+        self.reload(read_config_file(source or target_path(None)))
+        return result
+
+    def reload(self, config: QuiverConfig) -> Changes:
+        """Apply an edited config without a restart: unchanged backends keep running.
+
+        Raises `ConfigError` (and changes nothing) when the new config cannot be applied."""
+        policy = Policy(config.policy, quarantined=self.guard.quarantined)  # validates roles first
+        changes = self.supervisor.configure(config)
+        self.config = config
+        self.guard.config = config.policy
+        self.policy = policy
+        self.pipeline = Pipeline(self._steps())
+        self.catalog.configure(config.enabled_backends())
+        self._discovery = None  # new backends get discovered by the next search
+        self._suggest_servers()
+        logger.info(
+            "config reloaded: added %s, removed %s, restarted %s",
+            changes.added or "-",
+            changes.removed or "-",
+            changes.restarted or "-",
+        )
+        return changes
+
+    async def watch(self, path: Path) -> None:
+        """Reload whenever the config file (or its policy file) changes; an invalid edit is rejected and logged."""
+        from watchfiles import awatch
+
+        from quiver.config.loader import read_config_file
+
+        files = [path, *([self.config.policy_source] if self.config.policy_source else [])]
+        async for _ in awatch(*files, debounce=200, recursive=False, stop_event=self._stop_watching):
+            try:
+                self.reload(read_config_file(path))
+            except QuiverError as exc:
+                logger.error("config edit rejected, the last good config stays in force: %s", exc)
+
+    async def drain(self) -> None:
+        """Refuse new calls and wait for those in flight to finish (callers bound the wait)."""
+        self.draining = True
+        self.ready = False
+        await self.in_flight.wait_quiet()
+
     # -- search ---------------------------------------------------------------------------
 
-    async def search(self, query: str, limit: int = 5) -> SearchReply:
+    async def search(self, query: str, limit: int = 5, *, principal: Principal = LOCAL) -> SearchReply:
+        started = time.perf_counter()
         limit = max(1, min(limit, MAX_SEARCH_LIMIT))
         self.catalog.ensure_loaded()
         pending = await self._wait_for_discovery()
-        entries = self.catalog.search(query, limit)
+        suggest = MAX_INSTALLABLE_CARDS if self.config.gateway.suggest_servers and self.may_install(principal) else 0
+        entries, servers = self.catalog.search_all(
+            query, limit, allow=self.visible(self.view(principal)), installable=suggest
+        )
         failed = [s.name for s in self.supervisor.statuses() if s.state is BackendState.FAILED]
-        return SearchReply([self._card(entry) for entry in entries], pending, failed)
+        self.metrics.observe_search(time.perf_counter() - started)
+        cards = [self._card(entry) for entry in entries]
+        cards += [Card(s.name, summarize(s.description), [], NOT_INSTALLED, needs=list(s.needs)) for s in servers]
+        return SearchReply(cards, pending, failed)
 
     def _card(self, entry: ToolEntry) -> Card:
         state = self.supervisor.get(entry.backend).state
@@ -195,10 +392,11 @@ class Gateway:
 
     # -- describe -------------------------------------------------------------------------
 
-    async def describe(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+    async def describe(self, ids: Sequence[str], *, principal: Principal = LOCAL) -> list[dict[str, Any]]:
         """Exact downstream definitions; starts the backends involved to get fresh schemas."""
         self.catalog.ensure_loaded()
-        parsed = [self._parse(tool_id) for tool_id in ids]
+        allow = self.visible(self.view(principal))
+        parsed = [self._parse(tool_id, allow) for tool_id in ids]
         start_errors: dict[str, QuiverError] = {}
 
         async def warm(name: str) -> None:
@@ -213,7 +411,7 @@ class Gateway:
         described: list[dict[str, Any]] = []
         for raw, tid in zip(ids, parsed, strict=True):
             try:
-                entry = self._resolve(tid, raw)
+                entry = self._resolve(tid, raw, allow)
             except QuiverError as exc:
                 described.append({"id": raw, "error": (start_errors.get(tid.backend) or exc).to_dict()})
                 continue
@@ -233,28 +431,70 @@ class Gateway:
         *,
         progress: ProgressFn | None = None,
         upstream: Upstream | None = None,
+        principal: Principal = LOCAL,
     ) -> types.CallToolResult | types.InputRequiredResult:
-        """Validate, start the backend if needed, call, and return the downstream result."""
-        tid = self._parse(tool_id)
-        managed = self._managed(tid, tool_id)
-        entry = self.catalog.get(str(tid))
+        """Check access, validate, start the backend if needed, call, and apply policy to the result."""
+        if self.draining:
+            raise ShuttingDownError("the gateway is shutting down", hint="retry in a moment")
+        if tool_id == CONTINUE_TOOL:
+            return self._continue(arguments, principal)
+        with self.in_flight.track(tool_id, principal.name):
+            return await self._call(tool_id, arguments, progress, upstream, principal)
+        raise AssertionError("unreachable: a cancelled call raises CallCancelledError")
+
+    def _continue(self, arguments: Mapping[str, Any], principal: Principal) -> types.CallToolResult:
+        """The next page of a result that output limits cut (`quiver.continue`)."""
+        handle, page = arguments.get("handle"), arguments.get("page", 2)
+        if not isinstance(handle, str) or not isinstance(page, int):
+            raise InvalidArgumentsError(CONTINUE_TOOL, ["'handle' (string) and 'page' (integer) are required"])
+        return self.continuations.page(handle, page, principal=principal.name)
+
+    async def _call(
+        self,
+        tool_id: str,
+        arguments: Mapping[str, Any],
+        progress: ProgressFn | None,
+        upstream: Upstream | None,
+        principal: Principal,
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        view = self.view(principal)
+        allow = self.visible(view)
+        tid = self._parse(tool_id, allow)
+        managed = self._managed(tid, tool_id, allow)
+        key = str(tid)
+        entry = self.catalog.get(key)
         if entry is None and not self.catalog.knows(tid.backend):
             self.catalog.ensure_loaded()
-            entry = self.catalog.get(str(tid))
+            entry = self.catalog.get(key)
         if entry is not None:
+            if not allow(key):
+                raise UnknownToolError(tool_id, self.catalog.suggest(tool_id, allow=allow))
             self._validate(entry, arguments)
-        await managed.ensure_running()
-        fresh = self.catalog.get(str(tid))
-        if fresh is None:
-            raise UnknownToolError(tool_id, self.catalog.suggest(tool_id))
-        if fresh is not entry:
-            self._validate(fresh, arguments)
-        return await managed.call_tool(tid.tool, arguments, progress=progress, upstream=upstream)
+        with (
+            self.metrics.track_call(tid.backend, tid.tool) as timer,
+            self.tracing.call_span(tid.backend, tid.tool) as span,
+        ):
+            await managed.ensure_running()
+            fresh = self.catalog.get(key)
+            if fresh is None or not allow(key):
+                raise UnknownToolError(tool_id, self.catalog.suggest(tool_id, allow=allow))
+            if fresh is not entry:
+                self._validate(fresh, arguments)
+            request = CallRequest(principal, view, key, arguments)
+            result = await self.pipeline.run(
+                request,
+                lambda: managed.call_tool(
+                    tid.tool, arguments, progress=progress, upstream=upstream, definition=fresh.tool
+                ),
+            )
+            timer.set_result(result)
+            span.set_result(result)
+            return result
 
-    async def input_schema(self, tool_id: str) -> Mapping[str, Any]:
+    async def input_schema(self, tool_id: str, *, principal: Principal = LOCAL) -> Mapping[str, Any]:
         """The tool's input schema if it can be found (for the CLI to type `key=value` args); else {}."""
         try:
-            described = (await self.describe([tool_id]))[0]
+            described = (await self.describe([tool_id], principal=principal))[0]
         except QuiverError:
             return {}
         schema = described.get("inputSchema")
@@ -302,30 +542,63 @@ class Gateway:
 
     # -- servers --------------------------------------------------------------------------
 
-    def servers(self) -> list[ServerInfo]:
+    def servers(self, *, principal: Principal = LOCAL) -> list[ServerInfo]:
+        """Every backend with its state; tool counts count only what the caller may see."""
         self.catalog.ensure_loaded()
         configs = self.config.enabled_backends()
-        return [
-            ServerInfo(status, self.catalog.count(status.name), configs[status.name].description)
-            for status in self.supervisor.statuses()
-        ]
+        allow = self.visible(self.view(principal))
+        infos = []
+        for status in self.supervisor.statuses():
+            known = self.catalog.knows(status.name)
+            count = sum(1 for entry in self.catalog.tools_of(status.name) if allow(entry.key)) if known else None
+            infos.append(ServerInfo(status, count, configs[status.name].description))
+        return infos
 
     # -- ids ------------------------------------------------------------------------------
 
-    def _parse(self, tool_id: str) -> ToolId:
+    def _parse(self, tool_id: str, allow: Callable[[str], bool]) -> ToolId:
         try:
             return ToolId.parse(tool_id)
         except UnknownToolError:
             self.catalog.ensure_loaded()
-            raise UnknownToolError(tool_id, self.catalog.suggest(tool_id)) from None
+            raise UnknownToolError(tool_id, self.catalog.suggest(tool_id, allow=allow)) from None
 
-    def _managed(self, tid: ToolId, raw: str) -> ManagedBackend:
+    def _managed(self, tid: ToolId, raw: str, allow: Callable[[str], bool]) -> ManagedBackend:
         try:
             return self.supervisor.get(tid.backend)
         except UnknownBackendError:
             self.catalog.ensure_loaded()
-            raise UnknownToolError(raw, self.catalog.suggest(raw)) from None
+            raise UnknownToolError(raw, self.catalog.suggest(raw, allow=allow)) from None
 
-    def _resolve(self, tid: ToolId, raw: str) -> ToolEntry:
-        self._managed(tid, raw)
-        return self.catalog.resolve(str(tid))
+    def _resolve(self, tid: ToolId, raw: str, allow: Callable[[str], bool]) -> ToolEntry:
+        self._managed(tid, raw, allow)
+        return self.catalog.resolve(str(tid), allow=allow)
+
+
+def _has_limits(policy: PolicyConfig) -> bool:
+    limits = [policy.limits, *(role.limits for role in policy.roles.values())]
+    return any(limit.max_result_bytes or limit.max_result_tokens for limit in limits)
+
+
+_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|KEY|AUTH|CREDENTIAL|COOKIE|SESSION", re.IGNORECASE)
+
+
+def config_secrets(config: QuiverConfig) -> list[str]:
+    """Values from Quiver's own config that must never show: stored secrets, header values, secret-named env."""
+    from quiver import secrets
+    from quiver.config.interpolate import resolve_backend
+    from quiver.config.models import PluginBackendConfig, StdioBackendConfig
+
+    config_dir = config.source.parent if config.source is not None else None
+    environ = secrets.environment(config_dir)
+    found = [*secrets.store("user").load().values(), *secrets.store("project", config_dir=config_dir).load().values()]
+    for name, backend in config.enabled_backends().items():
+        try:
+            resolved = resolve_backend(name, backend, environ)
+        except QuiverError:
+            continue
+        if isinstance(resolved, StdioBackendConfig):
+            found += [value for key, value in resolved.env.items() if _SECRET_NAME.search(key)]
+        elif not isinstance(resolved, PluginBackendConfig):
+            found += list(resolved.headers.values())
+    return [value for value in dict.fromkeys(found) if value]

@@ -6,11 +6,19 @@ from collections.abc import Mapping
 from typing import Any
 
 import anyio
+import mcp_types as types
 import pytest
+from mcp.shared.exceptions import MCPError
 
 from quiver.backends.base import BackendState, Change
 from quiver.config import QuiverConfig
-from quiver.errors import BackendCallError, BackendUnavailableError, CallTimeoutError, InvalidArgumentsError
+from quiver.errors import (
+    BackendCallError,
+    BackendUnavailableError,
+    BusyError,
+    CallTimeoutError,
+    InvalidArgumentsError,
+)
 from quiver.gateway import Gateway
 from tests.fakes import FakeWorld, connection_closed, tool, wait_until
 
@@ -101,7 +109,7 @@ async def test_failed_start_backs_off_then_retries() -> None:
             await gateway.call("a.echo", {"message": "x"})
         with pytest.raises(BackendUnavailableError, match="port in use"):
             await gateway.call("a.echo", {"message": "x"})
-        assert world.starts["a"] == 1  # inside the backoff window: no new attempt
+        assert world.starts["a"] == 2  # tried twice at once, then nothing inside the backoff window
         status = gateway.supervisor.get("a").status()
         assert status.state is BackendState.FAILED
         assert status.last_error is not None
@@ -109,7 +117,7 @@ async def test_failed_start_backs_off_then_retries() -> None:
         del world.start_error["a"]
         await anyio.sleep((status.retry_in or 0) + 0.05)
         await gateway.call("a.echo", {"message": "x"})
-        assert world.starts["a"] == 2
+        assert world.starts["a"] == 3
 
 
 async def test_slow_start_times_out() -> None:
@@ -181,3 +189,112 @@ async def test_shutdown_stops_every_backend() -> None:
         await gateway.call("b.echo", {"message": "x"})
         assert set(world.live) == {"a", "b"}
     assert world.live == {}
+
+
+async def test_too_many_concurrent_calls_get_a_clear_busy_error() -> None:
+    world = FakeWorld()
+    release = anyio.Event()
+
+    async def slow(arguments: Mapping[str, Any]) -> str:
+        await release.wait()
+        return "done"
+
+    world.handlers["a.echo"] = slow
+    gateway = make(world, a={"max_concurrency": 2, "max_queue": 1})
+    outcomes: list[str] = []
+    async with gateway.running():
+        await gateway.supervisor.get("a").ensure_running()
+
+        async def call() -> None:
+            try:
+                await gateway.call("a.echo", {"message": "x"})
+                outcomes.append("ok")
+            except BusyError as exc:
+                outcomes.append(exc.code)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(5):
+                tg.start_soon(call)
+            await wait_until(lambda: outcomes.count("busy") == 2)
+            release.set()
+    assert sorted(outcomes) == ["busy", "busy", "ok", "ok", "ok"]
+
+
+async def test_the_breaker_opens_after_repeated_failures_and_recovers_after_the_cooldown() -> None:
+    world = FakeWorld()
+    failing = True
+
+    async def flaky(arguments: Mapping[str, Any]) -> str:
+        if failing:
+            raise MCPError(code=-32603, message="internal trouble")
+        return "fine"
+
+    world.handlers["a.echo"] = flaky
+    gateway = make(world, a={"breaker_threshold": 2, "breaker_cooldown": 0.3})
+    async with gateway.running():
+        for _ in range(2):
+            with pytest.raises(BackendCallError, match="internal trouble"):
+                await gateway.call("a.echo", {"message": "x"})
+        with pytest.raises(BackendUnavailableError, match="requests to it are paused"):
+            await gateway.call("a.echo", {"message": "x"})
+        assert gateway.supervisor.get("a").status().breaker == "open"
+        failing = False
+        await anyio.sleep(0.35)
+        result = await gateway.call("a.echo", {"message": "x"})
+        assert result.content[0].text == "fine"  # type: ignore[union-attr]
+        assert gateway.supervisor.get("a").status().breaker == "closed"
+
+
+async def test_a_crash_loop_backs_off() -> None:
+    world = FakeWorld()
+
+    async def crash(arguments: Mapping[str, Any]) -> str:
+        world.live["a"].die()
+        raise connection_closed()
+
+    world.handlers["a.echo"] = crash
+    gateway = make(world, a={"breaker_threshold": 100})
+    async with gateway.running():
+        with pytest.raises(BackendCallError, match="exited during"):
+            await gateway.call("a.echo", {"message": "x"})
+        with pytest.raises(BackendCallError, match="exited during"):  # the first death restarts at once
+            await gateway.call("a.echo", {"message": "x"})
+        with pytest.raises(BackendUnavailableError, match="keeps exiting soon after it starts"):
+            await gateway.call("a.echo", {"message": "x"})
+        assert world.starts["a"] == 2
+
+
+async def test_read_only_idempotent_calls_are_repeated_when_the_backend_dies_under_them() -> None:
+    world = FakeWorld()
+    calls = 0
+
+    async def dies_once(arguments: Mapping[str, Any]) -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            world.live["a"].die()
+            raise connection_closed()
+        return "second time lucky"
+
+    safe = types.ToolAnnotations(read_only_hint=True, idempotent_hint=True)
+    world.tools["a"] = [tool("lookup", "Look up").model_copy(update={"annotations": safe})]
+    world.handlers["a.lookup"] = dies_once
+    gateway = make(world, a={})
+    async with gateway.running():
+        result = await gateway.call("a.lookup", {})
+    assert result.content[0].text == "second time lucky"  # type: ignore[union-attr]
+    assert world.starts["a"] == 2
+
+
+async def test_per_tool_timeouts_override_the_backend_timeout() -> None:
+    world = FakeWorld()
+
+    async def slowish(arguments: Mapping[str, Any]) -> str:
+        await anyio.sleep(0.3)
+        return "done"
+
+    world.handlers["a.echo"] = slowish
+    gateway = make(world, a={"call_timeout": 0.1, "tool_timeouts": {"echo": 2}})
+    async with gateway.running():
+        result = await gateway.call("a.echo", {"message": "x"})
+    assert result.content[0].text == "done"  # type: ignore[union-attr]

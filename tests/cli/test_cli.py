@@ -82,7 +82,7 @@ def test_missing_env_var_names_the_variable_and_backend(tmp_path: Path) -> None:
     result = runner.invoke(app, ["call", "gh.get_current_time", "--arg", "timezone=UTC", "--config", str(config)])
     assert result.exit_code == 1
     assert "backend 'gh' needs environment variable QUIVER_TEST_UNSET_TOKEN" in result.output
-    assert "hint: export QUIVER_TEST_UNSET_TOKEN=" in result.output
+    assert "hint: store it with `quiver secrets set QUIVER_TEST_UNSET_TOKEN`" in result.output
 
 
 def test_no_config_anywhere() -> None:

@@ -24,7 +24,7 @@ def test_demo_walks_search_describe_call_for_every_server(tmp_path: Path) -> Non
     assert out.returncode == 0, out.stdout + out.stderr
     text = out.stdout
     assert "6 real servers" in text
-    assert "The client sees 4 tools" in text
+    assert "The client sees 5 tools" in text
     assert text.count("call_tool → ok") == 5
     assert "call_tool → error" not in text
     assert "Quiver meta-tools + instructions" in text

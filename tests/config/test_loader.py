@@ -4,7 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from quiver.config import HttpBackendConfig, SseBackendConfig, StdioBackendConfig, load_config, parse_config
+from quiver.config import (
+    HttpBackendConfig,
+    SseBackendConfig,
+    StdioBackendConfig,
+    load_config,
+    parse_config,
+    read_config_file,
+)
 from quiver.config.loader import discover_config_path
 from quiver.errors import ConfigError
 
@@ -112,3 +119,26 @@ def test_fingerprint_follows_what_identifies_the_server() -> None:
     remote = HttpBackendConfig(url="https://x/mcp", headers={"Authorization": "Bearer one"})
     rotated = HttpBackendConfig(url="https://x/mcp", headers={"Authorization": "Bearer two"})
     assert remote.fingerprint() == rotated.fingerprint()  # a rotated credential is the same server
+
+
+def test_the_policy_may_live_in_a_file_of_its_own(tmp_path: Path) -> None:
+    (tmp_path / "policy.yaml").write_text("deny: ['github.*']\nroles:\n  viewer: {read_only: true}\n")
+    path = tmp_path / "quiver.yaml"
+    path.write_text("backends: {}\npolicy: ./policy.yaml\n")
+    config = read_config_file(path)
+    assert config.policy.deny == ["github.*"]
+    assert config.policy.roles["viewer"].read_only
+    assert config.policy_source == (tmp_path / "policy.yaml").resolve()
+
+
+def test_a_bad_policy_file_is_named_in_the_error(tmp_path: Path) -> None:
+    path = tmp_path / "quiver.yaml"
+    path.write_text("policy: ./missing.yaml\n")
+    with pytest.raises(ConfigError, match=r"policy file .*missing\.yaml cannot be read"):
+        read_config_file(path)
+    (tmp_path / "policy.yaml").write_text("dney: ['x']\n")
+    path.write_text("policy: policy.yaml\n")
+    with pytest.raises(ConfigError) as error:
+        read_config_file(path)
+    assert "policy.yaml" in error.value.message
+    assert "did you mean 'deny'" in error.value.message

@@ -19,7 +19,15 @@ from quiver.config import QuiverConfig
 from quiver.errors import BackendCallError, BackendUnavailableError, CallTimeoutError
 from quiver.gateway import Gateway
 from tests.fakes import text_of, wait_until
-from tests.servers import alive, children, everything_backend, faulty_backend, time_backend, write_config
+from tests.servers import (
+    alive,
+    children,
+    everything_backend,
+    faulty_backend,
+    gateway_process,
+    time_backend,
+    write_config,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -79,12 +87,6 @@ async def test_hung_backend_times_out_while_others_answer() -> None:
         assert text_of(await gw.call("faulty.echo", {"message": "after"})) == "after"
 
 
-def gateway_pid(before: set[int]) -> int:
-    new = [pid for pid in children(os.getpid()) - before if b"quiver" in Path(f"/proc/{pid}/cmdline").read_bytes()]
-    assert new, "the gateway process was not found"
-    return new[0]
-
-
 @pytest.mark.parametrize("ending", ["client-closes", "SIGTERM", "SIGINT"])
 async def test_no_child_process_survives_the_gateway(ending: str, tmp_path: Path) -> None:
     config = write_config(
@@ -103,7 +105,7 @@ async def test_no_child_process_survives_the_gateway(ending: str, tmp_path: Path
         ):
             result = await client.call_tool("call_tool", {"id": tool_id, "arguments": arguments})
             assert not result.is_error, text_of(result)
-        pid = gateway_pid(before)
+        pid = gateway_process(before)
         backend_pids = children(pid)
         assert len(backend_pids) >= 3
         if ending != "client-closes":

@@ -1,6 +1,6 @@
 """Independent, non-Python MCP clients complete search → describe → call through Quiver.
 
-The MCP Inspector CLI (Node 22) and the TypeScript SDK v1 client each drive the four meta-tools
+The MCP Inspector CLI (Node 22) and the TypeScript SDK v1 client each drive the meta-tools
 against a real gateway process: `quiver stdio` launched by the client, and `quiver serve` over
 streamable HTTP. The Inspector runs in both protocol eras (handshake and stateless); the TypeScript
 SDK v1 only speaks the handshake era.
@@ -34,7 +34,7 @@ from tests.servers import (
 
 pytestmark = pytest.mark.e2e
 
-META_TOOLS = ["call_tool", "describe_tools", "list_servers", "search_tools"]
+META_TOOLS = ["call_tool", "describe_tools", "install_server", "list_servers", "search_tools"]
 TIME_ID = "time.get_current_time"
 SUM_ID = "everything.get-sum"
 TIME_QUERY = "what time is it in a timezone"

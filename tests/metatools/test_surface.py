@@ -1,4 +1,4 @@
-"""The upward surface: exactly four meta-tools, within the token budget, errors as results."""
+"""The upward surface: exactly five meta-tools, within the token budget, errors as results."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from mcp import Client
 
 from quiver import tokens
 from quiver.config import QuiverConfig
+from quiver.config.models import GatewaySettings
 from quiver.gateway import Gateway
 from quiver.metatools import INSTRUCTIONS, MetaTools
 from quiver.server.app import GatewayApp
@@ -18,7 +19,7 @@ from tests.fakes import FakeWorld, tool
 
 pytestmark = pytest.mark.anyio
 
-SURFACE_BUDGET = 500
+SURFACE_BUDGET = 600  # issue 7: the default surface, install_server included
 SEARCH_REPLY_BUDGET = 300
 
 
@@ -31,10 +32,18 @@ async def connected(world: FakeWorld, mode: str, backends: int = 2) -> AsyncIter
         yield client
 
 
-def test_default_surface_is_the_four_meta_tools_within_budget() -> None:
+FIVE = ["search_tools", "describe_tools", "call_tool", "list_servers", "install_server"]
+
+
+def test_default_surface_is_the_five_meta_tools_within_budget() -> None:
     definitions = MetaTools().definitions
-    assert [t.name for t in definitions] == ["search_tools", "describe_tools", "call_tool", "list_servers"]
+    assert [t.name for t in definitions] == FIVE
     assert tokens.tools_list_tokens(definitions, INSTRUCTIONS) <= SURFACE_BUDGET
+
+
+def test_install_off_drops_the_install_tool() -> None:
+    settings = GatewaySettings(install="off")
+    assert [t.name for t in MetaTools.for_config(settings).definitions] == FIVE[:4]
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
@@ -44,7 +53,7 @@ async def test_surface_does_not_grow_with_backends(mode: str) -> None:
         world.tools[f"server{i}"] = [tool(f"tool_{j}", "A tool " * 30, ("x",), x="string") for j in range(20)]
     async with connected(world, mode, backends=200) as client:
         listed = (await client.list_tools()).tools
-        assert [t.name for t in listed] == ["search_tools", "describe_tools", "call_tool", "list_servers"]
+        assert [t.name for t in listed] == FIVE
         assert tokens.tools_list_tokens(listed, client.instructions) <= SURFACE_BUDGET
 
 

@@ -10,7 +10,7 @@ import pytest
 from mcp import Client
 
 from tests.e2e.gateway_proc import stdio_params
-from tests.servers import children, time_backend, write_config
+from tests.servers import children, cmdline, time_backend, write_config
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -23,7 +23,7 @@ async def test_search_describe_call_over_stdio(mode: str, era: str, tmp_path: Pa
         assert client.instructions is not None
         assert "search_tools" in client.instructions
         names = [tool.name for tool in (await client.list_tools()).tools]
-        assert names == ["search_tools", "describe_tools", "call_tool", "list_servers"]
+        assert names == ["search_tools", "describe_tools", "call_tool", "list_servers", "install_server"]
         found = await client.call_tool("search_tools", {"query": "current time in a timezone"})
         assert (found.structured_content or {})["results"][0]["id"] == "time.get_current_time"
         described = await client.call_tool("describe_tools", {"ids": ["time.get_current_time"]})
@@ -43,6 +43,6 @@ async def test_initialize_starts_no_backend(tmp_path: Path) -> None:
     async with Client(stdio_params(config), mode="legacy", cache=None) as client:
         await client.list_tools()
         await client.call_tool("list_servers", {})
-        gateway = children(os.getpid()) - before
-        assert len(gateway) == 1  # the gateway itself, and no backend under it
-        assert children(next(iter(gateway))) == set()
+        started = {pid: cmdline(pid) for pid in children(os.getpid()) - before}
+        # The gateway and its watchdog, and no backend.
+        assert sorted(b"quiver.watchdog" in cmd for cmd in started.values()) == [False, True]

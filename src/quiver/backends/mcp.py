@@ -25,7 +25,7 @@ import mcp_types as types
 from quiver.backends.base import Backend, Change, Listing, ProgressFn
 from quiver.backends.watch import CALLER_CAPABILITIES_KEY, watch_transport
 from quiver.config.interpolate import resolve_backend
-from quiver.config.models import AnyBackendConfig, SseBackendConfig, StdioBackendConfig
+from quiver.config.models import AnyBackendConfig, HttpBackendConfig, SseBackendConfig, StdioBackendConfig
 from quiver.errors import BackendUnavailableError
 from quiver.upstream import Upstream, current_upstream, no_caller
 
@@ -373,6 +373,8 @@ class McpBackend(Backend):
             from mcp.client.sse import sse_client
 
             return sse_client(config.url, headers=config.headers or None)
+        if not isinstance(config, HttpBackendConfig):
+            raise BackendUnavailableError(f"backend '{self.name}' is a {config.type} backend, not an MCP server")
         from mcp.client.streamable_http import streamable_http_client
 
         http = await stack.enter_async_context(

@@ -7,8 +7,11 @@ from live backends whenever they list their tools. Lookups on the call path are 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
+
+import mcp_types as types
 
 from quiver.backends.base import Change, Listing
 from quiver.catalog.models import ToolEntry
@@ -19,6 +22,27 @@ from quiver.ids import ToolId
 from quiver.search import BackendInfo, SearchDoc, SearchEngine
 
 MAX_SUGGESTIONS = 3
+# Manifest servers live in the search index under a segment no backend can be named.
+INSTALLABLE_SEGMENT = "(installable)"
+INSTALLABLE_PREFIX = "install:"
+# A server is suggested only when it scores at least this share of the best match: a weak
+# keyword overlap ("ping" in a hosting provider's keywords) is noise next to a tool that fits.
+SUGGEST_SCORE_RATIO = 0.45
+
+
+@dataclass(frozen=True, slots=True)
+class Installable:
+    """A server Quiver knows how to install, as search sees it."""
+
+    name: str
+    title: str
+    description: str
+    needs: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()
+
+    @property
+    def text(self) -> str:
+        return " ".join([self.description, *self.keywords])
 
 
 class Catalog:
@@ -27,14 +51,17 @@ class Catalog:
         backends: Mapping[str, AnyBackendConfig],
         store: CatalogStore | None = None,
         engine: SearchEngine | None = None,
+        reviewer: Callable[[str, list[types.Tool]], None] | None = None,
     ) -> None:
         self._configs = dict(backends)
+        self._reviewer = reviewer
         self._store = store
         self.engine = engine if engine is not None else SearchEngine()
         self._entries: dict[str, ToolEntry] = {}
         self._by_backend: dict[str, list[ToolEntry]] = {}
         self._listings: dict[str, Listing] = {}
         self._loaded = False
+        self._installable: dict[str, Installable] = {}
         self.version = 0  # bumped on every change, for views derived from the catalog
         self.observers: list[Callable[[str, set[Change]], None]] = []
         """Told (backend, what changed) whenever a backend's listing changes."""
@@ -55,6 +82,31 @@ class Catalog:
             if cached is not None:
                 self._install(name, cached.listing)
 
+    def configure(self, backends: Mapping[str, AnyBackendConfig]) -> None:
+        """Follow a new config: forget backends that went or whose identity changed, load new ones' cache."""
+        old = self._configs
+        self._configs = dict(backends)
+        for name in list(self._listings):
+            if name not in backends or backends[name].fingerprint() != old[name].fingerprint():
+                self._forget(name)
+        if self._loaded and self._store is not None:
+            for name, config in backends.items():
+                if name not in self._listings and (cached := self._store.load(name, config.fingerprint())):
+                    self._install(name, cached.listing)
+                    self._tell(name, _changes(None, cached.listing))
+
+    def _forget(self, backend: str) -> None:
+        listing = self._listings.pop(backend)
+        for entry in self._by_backend.pop(backend, ()):
+            self._entries.pop(entry.key, None)
+        self.engine.remove_backend(backend)
+        self.version += 1
+        self._tell(backend, _changes(None, listing))
+
+    def _tell(self, backend: str, changed: set[Change]) -> None:
+        for observer in self.observers:
+            observer(backend, changed)
+
     def update(self, backend: str, listing: Listing, announced: set[Change] | None = None) -> None:
         """A backend listed what it offers: replace what was known, index it, cache it, tell observers.
 
@@ -68,10 +120,11 @@ class Catalog:
         config = self._configs.get(backend)
         if self._store is not None and config is not None:
             self._store.save(backend, config.fingerprint(), listing)
-        for observer in self.observers:
-            observer(backend, changed)
+        self._tell(backend, changed)
 
     def _install(self, backend: str, listing: Listing) -> None:
+        if self._reviewer is not None:  # before anything of it becomes visible
+            self._reviewer(backend, listing.tools)
         self.version += 1
         for old in self._by_backend.get(backend, ()):
             self._entries.pop(old.key, None)
@@ -145,6 +198,49 @@ class Catalog:
     def search(self, query: str, limit: int, *, allow: Callable[[str], bool] | None = None) -> list[ToolEntry]:
         hits = self.engine.search(query, limit, allow=allow)
         return [self._entries[hit.id] for hit in hits if hit.id in self._entries]
+
+    # -- servers that could be installed ---------------------------------------------------
+
+    def set_installable(self, servers: Sequence[Installable]) -> None:
+        """Servers from the manifest that are not configured: searched with the tools, in their own segment."""
+        self._installable = {server.name: server for server in servers}
+        docs = [
+            SearchDoc(
+                id=INSTALLABLE_PREFIX + server.name,
+                backend=INSTALLABLE_SEGMENT,
+                name=server.name,
+                title=server.title,
+                description=server.text,
+            )
+            for server in servers
+        ]
+        self.engine.set_backend(BackendInfo(INSTALLABLE_SEGMENT), docs)
+
+    def search_all(
+        self, query: str, limit: int, *, allow: Callable[[str], bool] | None = None, installable: int = 0
+    ) -> tuple[list[ToolEntry], list[Installable]]:
+        """The best tools, plus up to `installable` servers not installed that rank among the first `limit`.
+
+        Both kinds are ranked together, so a server is suggested only when it matches the task better
+        than the tools already there do."""
+        if not installable or not self._installable:
+            return self.search(query, limit, allow=allow), []
+
+        def admit(key: str) -> bool:
+            return key.startswith(INSTALLABLE_PREFIX) or allow is None or allow(key)
+
+        tools: list[ToolEntry] = []
+        servers: list[Installable] = []
+        hits = self.engine.search(query, limit + installable, allow=admit)
+        floor = hits[0].score * SUGGEST_SCORE_RATIO if hits else 0.0
+        for rank, hit in enumerate(hits):
+            if hit.id.startswith(INSTALLABLE_PREFIX):
+                server = self._installable.get(hit.id.removeprefix(INSTALLABLE_PREFIX))
+                if server is not None and rank < limit and len(servers) < installable and hit.score >= floor:
+                    servers.append(server)
+            elif hit.id in self._entries and len(tools) < limit:
+                tools.append(self._entries[hit.id])
+        return tools, servers
 
 
 def _changes(previous: Listing | None, current: Listing) -> set[Change]:

@@ -12,6 +12,7 @@ import mcp_types as types
 from quiver.ids import ToolId
 
 SUMMARY_CHARS = 90
+NOT_INSTALLED = "not installed"
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
 
 
@@ -37,6 +38,8 @@ class Card:
     state: str
     read_only: bool = False
     destructive: bool = False
+    needs: list[str] = field(default_factory=list)
+    """For a server that is not installed: the environment variables it cannot start without."""
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"id": self.id}
@@ -45,6 +48,8 @@ class Card:
         data["state"] = self.state
         if self.required:
             data["required"] = self.required
+        if self.needs:
+            data["needs"] = self.needs
         if self.read_only:
             data["readOnly"] = True
         if self.destructive:
@@ -55,6 +60,10 @@ class Card:
         return replace(self, summary=summary)
 
     def render(self, *, summary: bool = True) -> str:
+        if self.state == NOT_INSTALLED:
+            needs = f"; needs {', '.join(self.needs)}" if self.needs else ""
+            text = f"{self.id} [server, not installed: install_server{needs}]"
+            return f"{text} {self.summary}" if summary and self.summary else text
         flags = [flag for flag, on in (("ro", self.read_only), ("destructive", self.destructive)) if on]
         tail = f" [{', '.join(flags)}]" if flags else ""
         text = f"{self.id}({', '.join(self.required)}){tail}"

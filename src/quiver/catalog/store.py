@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any
 import mcp_types as types
 from pydantic import ValidationError
 
+from quiver._files import write_atomic
 from quiver.backends.base import Listing
 
 logger = logging.getLogger(__name__)
@@ -73,21 +72,10 @@ class CatalogStore:
         }
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            _write_atomic(self._path(backend, fingerprint), json.dumps(data, ensure_ascii=False))
+            write_atomic(self._path(backend, fingerprint), json.dumps(data, ensure_ascii=False))
         except OSError as exc:
             logger.warning("could not write the catalog cache in %s: %s", self.directory, exc)
 
 
 def _dump(items: list[Any]) -> list[dict[str, Any]]:
     return [item.model_dump(by_alias=True, mode="json", exclude_none=True) for item in items]
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise

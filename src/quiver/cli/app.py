@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from quiver.cli.common import ConfigOption, JsonOption, fail, load, run, setup_logging
+from quiver.cli.common import ConfigOption, JsonOption, check_role, fail, load, run, setup_logging
 from quiver.errors import QuiverError
 
 app = typer.Typer(
@@ -23,14 +23,35 @@ Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug detail
 
 
 @app.command()
-def stdio(config: ConfigOption = None, verbose: Verbose = False) -> None:
+def stdio(
+    config: ConfigOption = None,
+    role: Annotated[
+        str | None, typer.Option(envvar="QUIVER_ROLE", help="Role (from policy.roles) whose rules apply.")
+    ] = None,
+    shared: Annotated[
+        bool, typer.Option("--shared", help="Share one background gateway with the other `--shared` clients.")
+    ] = False,
+    verbose: Verbose = False,
+) -> None:
     """Serve one MCP client over stdin/stdout (what a client config launches)."""
     setup_logging(verbose)
     cfg = load(config)
+    if shared:
+        from quiver.server.shared import serve_shared_stdio
+
+        check_role(cfg, role)
+        run(lambda: serve_shared_stdio(cfg, role))
+        return
     from quiver.gateway import Gateway
+    from quiver.policy.principal import Principal
     from quiver.server.stdio import serve_stdio
 
-    run(lambda: serve_stdio(Gateway(cfg)))
+    check_role(cfg, role)
+    if cfg.gateway.tracing:
+        from quiver.tracing import configure_tracing
+
+        configure_tracing()
+    run(lambda: serve_stdio(Gateway(cfg, watch=True), Principal("local", role or cfg.policy.default_role)))
 
 
 @app.command()
@@ -47,7 +68,11 @@ def serve(
     from quiver.gateway import Gateway
     from quiver.server.http import serve_http
 
-    run(lambda: serve_http(Gateway(cfg), settings))
+    if cfg.gateway.tracing:
+        from quiver.tracing import configure_tracing
+
+        configure_tracing()
+    run(lambda: serve_http(Gateway(cfg, watch=True), settings))
 
 
 @app.command("list")
@@ -257,3 +282,22 @@ def eval_search(
         f"latency p50 {result['p50_ms']:.2f} ms  p95 {result['p95_ms']:.2f} ms"
         f"  (index built in {result['index_s']:.1f} s)"
     )
+
+
+def _register_groups() -> None:
+    from quiver.cli.install import register as register_install
+    from quiver.cli.openapi import register as register_openapi
+    from quiver.cli.ops import register as register_ops
+    from quiver.cli.secrets import register as register_secrets
+    from quiver.cli.security import register as register_security
+    from quiver.cli.wiring import register as register_wiring
+
+    register_install(app)
+    register_openapi(app)
+    register_ops(app)
+    register_secrets(app)
+    register_security(app)
+    register_wiring(app)
+
+
+_register_groups()

@@ -51,9 +51,29 @@ def load(config: str | None) -> QuiverConfig:
     from quiver.config.loader import load_config
 
     try:
-        return load_config(config)
+        loaded = load_config(config)
     except QuiverError as exc:
         fail(exc)
+    _redact_logs(loaded)
+    return loaded
+
+
+def _redact_logs(config: QuiverConfig) -> None:
+    """Secrets (built-in kinds, configured patterns, values from this config) never reach a log line."""
+    from quiver.gateway import config_secrets
+    from quiver.policy.redaction import Redactor, install_log_redaction
+
+    try:
+        install_log_redaction(Redactor.from_config(config.policy.redaction, secrets=config_secrets(config)))
+    except QuiverError as exc:
+        fail(exc)
+
+
+def check_role(config: QuiverConfig, role: str | None) -> None:
+    """Fail with the known roles when `role` is not one of them."""
+    if role is not None and role not in config.policy.roles:
+        known = ", ".join(config.policy.roles) or "none"
+        fail(QuiverError(f"unknown role '{role}'", hint=f"roles in the config: {known}"))
 
 
 def run(main: Callable[[], Awaitable[T]]) -> T:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from quiver.config.models import AnyBackendConfig, StdioBackendConfig
+from quiver.config.models import AnyBackendConfig, PluginBackendConfig, RestBackendConfig, StdioBackendConfig
 from quiver.errors import MissingEnvError
 
 _REFERENCE = re.compile(r"(\$?)\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -30,9 +30,23 @@ def interpolate(value: str, environ: Mapping[str, str], *, backend: str, where: 
             return default
         if found is not None:  # set but empty, and no default: empty is what the user set
             return found
-        raise MissingEnvError(name, backend, where)
+        raise MissingEnvError(name, backend, where, obtain_hint(name, backend))
 
     return _REFERENCE.sub(replace, value) if "${" in value else value
+
+
+def obtain_hint(variable: str, backend: str) -> str | None:
+    """Where to get a value for `variable`, from the manifest entry of that name (or any that declares it)."""
+    from quiver.provisioning.manifest import ManifestError, load_manifest
+
+    try:
+        manifest = load_manifest()
+    except ManifestError:  # a broken bundled manifest must not hide the real error
+        return None
+    own = manifest.get(backend)
+    candidates = [own, *manifest] if own is not None else list(manifest)
+    found = (var.obtain for entry in candidates for var in entry.env if var.name == variable and var.obtain)
+    return next(found, None)
 
 
 def referenced_variables(value: str) -> list[str]:
@@ -46,6 +60,8 @@ def resolve_backend(name: str, config: AnyBackendConfig, environ: Mapping[str, s
     def sub(value: str, where: str) -> str:
         return interpolate(value, environ, backend=name, where=where)
 
+    if isinstance(config, PluginBackendConfig):
+        return config
     if isinstance(config, StdioBackendConfig):
         return config.model_copy(
             update={
@@ -53,6 +69,13 @@ def resolve_backend(name: str, config: AnyBackendConfig, environ: Mapping[str, s
                 "args": [sub(arg, f"args[{i}]") for i, arg in enumerate(config.args)],
                 "env": {key: sub(val, f"env.{key}") for key, val in config.env.items()},
                 "cwd": sub(config.cwd, "cwd") if config.cwd else None,
+            }
+        )
+    if isinstance(config, RestBackendConfig):
+        return config.model_copy(
+            update={
+                "base_url": sub(config.base_url, "base_url") if config.base_url else None,
+                "headers": {key: sub(val, f"headers.{key}") for key, val in config.headers.items()},
             }
         )
     return config.model_copy(

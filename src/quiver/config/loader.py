@@ -26,9 +26,11 @@ from quiver.config.models import (
     HttpBackendConfig,
     HttpSettings,
     QuiverConfig,
+    RestBackendConfig,
     SseBackendConfig,
     StdioBackendConfig,
 )
+from quiver.config.policy import AuthConfig, Limits, OAuthConfig, PolicyConfig, RateLimit, Redaction, Role, Scanning
 from quiver.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -91,7 +93,7 @@ def load_config(
     """Discover and read the config; an empty config when no file exists."""
     path = discover_config_path(explicit, environ=environ, cwd=cwd)
     if path is None:
-        return QuiverConfig()
+        return with_entry_point_plugins(QuiverConfig())
     return read_config_file(path)
 
 
@@ -111,12 +113,50 @@ def parse_config(text: str, path: Path) -> QuiverConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping, not {type(data).__name__}")
     data = _normalise(data, path, lenient=is_json)
+    policy_file = None
+    if isinstance(data.get("policy"), str):
+        policy_file, data["policy"] = _policy_file(data["policy"], path)
     try:
         config = QuiverConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_validation(exc, path), hint="fix the key named above") from None
+        raise ConfigError(
+            _format_validation(exc, policy_file if policy_file and _in_policy(exc) else path),
+            hint="fix the key named above",
+        ) from None
     config.source = path
+    config.policy_source = policy_file
+    return with_entry_point_plugins(config)
+
+
+def with_entry_point_plugins(config: QuiverConfig) -> QuiverConfig:
+    """Add the plugins installed packages publish (`quiver.plugins` entry points); the config file wins."""
+    if not config.gateway.plugin_entry_points:
+        return config
+    from quiver.backends.plugin import discover_entry_points
+
+    for name, plugin in discover_entry_points().items():
+        config.backends.setdefault(name, plugin)
     return config
+
+
+def _policy_file(reference: str, config_path: Path) -> tuple[Path, Any]:
+    """`policy: ./policy.yaml` keeps the policy in a file of its own (relative to the config)."""
+    path = (config_path.parent / Path(reference).expanduser()).resolve()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"{config_path}: policy: the policy file {path} cannot be read ({exc.strerror})",
+            hint="give a path relative to the config file, or write the policy inline under policy:",
+        ) from None
+    data = _parse_json(text, path) if path.suffix == ".json" else _parse_yaml(text, path)
+    if isinstance(data, dict) and set(data) == {"policy"}:
+        data = data["policy"]  # the file may repeat the top-level key
+    return path, {} if data is None else data
+
+
+def _in_policy(exc: ValidationError) -> bool:
+    return any(error["loc"][:1] == ("policy",) for error in exc.errors(include_url=False))
 
 
 def _parse_json(text: str, path: Path) -> Any:
@@ -185,6 +225,15 @@ def _known_keys() -> list[str]:
         StdioBackendConfig,
         HttpBackendConfig,
         SseBackendConfig,
+        RestBackendConfig,
+        PolicyConfig,
+        Role,
+        Limits,
+        RateLimit,
+        Redaction,
+        Scanning,
+        AuthConfig,
+        OAuthConfig,
     ]
     return sorted({name for model in models for name in model.model_fields})
 
@@ -192,7 +241,7 @@ def _known_keys() -> list[str]:
 def _format_validation(exc: ValidationError, path: Path) -> str:
     lines = []
     for error in exc.errors(include_url=False):
-        loc = ".".join(str(part) for part in error["loc"] if part not in ("stdio", "http", "sse"))
+        loc = ".".join(str(part) for part in error["loc"] if part not in ("stdio", "http", "sse", "rest"))
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key"

@@ -8,7 +8,10 @@ models. Backend entries accept the `mcpServers` shape clients already use (`comm
 from __future__ import annotations
 
 import hashlib
+import importlib.machinery
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -38,6 +41,15 @@ class BackendBase(_Strict):
     )
     call_timeout: float | None = Field(default=None, gt=0, description="Seconds a tool call may take.")
     startup_timeout: float | None = Field(default=None, gt=0, description="Seconds to connect and list.")
+    tool_timeouts: dict[str, float] = Field(
+        default_factory=dict, description="Seconds per tool name, where one tool needs longer (or shorter)."
+    )
+    max_concurrency: int | None = Field(default=None, gt=0, description="Calls running at once on this backend.")
+    max_queue: int | None = Field(default=None, ge=0, description="Calls waiting for a slot before 'busy'.")
+    breaker_threshold: int | None = Field(
+        default=None, gt=0, description="Consecutive failures that open the circuit breaker."
+    )
+    breaker_cooldown: float | None = Field(default=None, gt=0, description="Seconds the breaker stays open.")
     namespace: bool = Field(
         default=True,
         description="Prefix this backend's names where tools, prompts and resources are listed side by side.",
@@ -104,6 +116,76 @@ class SseBackendConfig(_RemoteBackend):
     type: Literal["sse"] = "sse"
 
 
+class RestBackendConfig(BackendBase):
+    """A directory of capability files served as one backend."""
+
+    type: Literal["rest"] = "rest"
+    dir: str = Field(min_length=1, description="Directory of capability files (*.yaml, *.yml, *.json).")
+    base_url: str | None = Field(default=None, description="Prefix for capability URLs that start with '/'.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Sent with every request; ${VAR} allowed.")
+    timeout: float = Field(default=30.0, gt=0, description="Seconds a request may take by default.")
+
+    def identity(self) -> dict[str, Any]:
+        # The files are watched live, so their contents are not part of the identity. Header values
+        # usually hold credentials: identify by header names only.
+        return {
+            "type": self.type,
+            "dir": self.dir,
+            "base_url": self.base_url,
+            "headers": sorted(self.headers),
+            "timeout": self.timeout,
+        }
+
+
+class PluginBackendConfig(BackendBase):
+    """A module of `@tool` functions, imported into the gateway's process."""
+
+    type: Literal["plugin"] = "plugin"
+    module: str = Field(
+        min_length=1, description="An import path (`my_tools`, `pkg.tools`) or the path of a `.py` file."
+    )
+    path: str | None = Field(
+        default=None, description="A directory put first on sys.path (and the base of a relative file path)."
+    )
+
+    def is_file(self) -> bool:
+        """Whether `module` names a file rather than an import path."""
+        return self.module.endswith(".py") or "/" in self.module or os.sep in self.module
+
+    def resolved(self, base: Path) -> PluginBackendConfig:
+        """This config with a relative `path` (or, without one, a relative file `module`) made absolute from `base`."""
+        update: dict[str, str] = {}
+        if self.path is not None and not Path(self.path).expanduser().is_absolute():
+            update["path"] = str(base / self.path)
+        elif self.path is None and self.is_file() and not Path(self.module).expanduser().is_absolute():
+            update["module"] = str(base / self.module)
+        return self.model_copy(update=update)
+
+    def source_file(self) -> Path | None:
+        """The module's own file, found without importing (or running) anything; None when not found."""
+        if self.is_file():
+            file = Path(self.module).expanduser()
+            return file if file.is_absolute() or self.path is None else Path(self.path).expanduser() / file
+        search = [*([str(Path(self.path).expanduser())] if self.path else []), *sys.path]
+        parts = self.module.split(".")
+        spec = None
+        for depth in range(1, len(parts) + 1):  # each package's own search path, as importing would use
+            spec = importlib.machinery.PathFinder.find_spec(".".join(parts[:depth]), search)
+            if spec is None:
+                return None
+            search = list(spec.submodule_search_locations or [])
+        return Path(spec.origin) if spec is not None and spec.has_location and spec.origin else None
+
+    def identity(self) -> dict[str, Any]:
+        # The module's source is part of what decides its tools: an edited file misses the catalog cache.
+        file = self.source_file()
+        try:
+            digest = hashlib.sha256(file.read_bytes()).hexdigest()[:16] if file is not None else None
+        except OSError:
+            digest = None
+        return {"type": self.type, "module": self.module, "path": self.path, "source": digest}
+
+
 def _backend_kind(data: Any) -> str:
     if isinstance(data, BaseModel):
         return str(getattr(data, "type", "stdio"))
@@ -112,19 +194,23 @@ def _backend_kind(data: Any) -> str:
     kind = data.get("type") or data.get("transport")
     if kind in HTTP_TYPE_ALIASES:
         return "http"
-    if kind in ("stdio", "sse"):
+    if kind in ("stdio", "sse", "rest", "plugin"):
         return str(kind)
     if kind is None and "url" in data and "command" not in data:
         return "http"
     return "stdio"
 
 
-AnyBackendConfig = StdioBackendConfig | HttpBackendConfig | SseBackendConfig
+McpBackendConfig = StdioBackendConfig | HttpBackendConfig | SseBackendConfig
+"""Backends that are MCP servers (what client config files can hold)."""
+AnyBackendConfig = McpBackendConfig | RestBackendConfig | PluginBackendConfig
 
 BackendConfig = Annotated[
     Annotated[StdioBackendConfig, Tag("stdio")]
     | Annotated[HttpBackendConfig, Tag("http")]
-    | Annotated[SseBackendConfig, Tag("sse")],
+    | Annotated[SseBackendConfig, Tag("sse")]
+    | Annotated[RestBackendConfig, Tag("rest")]
+    | Annotated[PluginBackendConfig, Tag("plugin")],
     Discriminator(_backend_kind),
 ]
 
@@ -140,6 +226,11 @@ class GatewaySettings(_Strict):
     idle_timeout: float = Field(default=600.0, ge=0, description="Default for backends; 0 = never stop.")
     call_timeout: float = Field(default=120.0, gt=0)
     startup_timeout: float = Field(default=30.0, gt=0)
+    max_concurrency: int = Field(default=64, gt=0, description="Default calls running at once per backend.")
+    max_queue: int = Field(default=256, ge=0, description="Default calls waiting per backend before 'busy'.")
+    breaker_threshold: int = Field(default=5, gt=0)
+    breaker_cooldown: float = Field(default=30.0, gt=0)
+    drain_timeout: float = Field(default=10.0, ge=0, description="Seconds in-flight calls get to finish on shutdown.")
     discover_on_search: bool = Field(
         default=True,
         description="A search starts backends whose tools are not cached yet, lists them and stops them.",
@@ -154,6 +245,23 @@ class GatewaySettings(_Strict):
         default_factory=list,
         description="Tool ids (globs allowed) listed next to the meta-tools and callable directly.",
     )
+    suggest_servers: bool = Field(
+        default=True, description="Search also finds servers from the manifest that are not installed yet."
+    )
+    install: Literal["local", "everyone", "off"] = Field(
+        default="local",
+        description="Who may install manifest servers with the install_server meta-tool: the local user"
+        " (stdio, or HTTP without credentials on loopback), every caller, or nobody (the tool is not listed).",
+    )
+    plugin_entry_points: bool = Field(
+        default=True, description="Serve the plugins installed packages publish under the quiver.plugins entry points."
+    )
+    operator_tools: bool = Field(
+        default=False, description="Add list_calls and cancel_call to the meta-tools (for operators)."
+    )
+    tracing: bool = Field(
+        default=False, description="OpenTelemetry spans for downstream calls (needs the `otel` extra)."
+    )
     backend_endpoints: bool = Field(default=True, description="Serve each backend alone at /mcp/{backend} (HTTP).")
     cache_dir: str | None = Field(default=None, description="Catalog cache; default: the user cache dir.")
     state_dir: str | None = Field(default=None, description="Backend logs; default: the user state dir.")
@@ -166,6 +274,7 @@ class QuiverConfig(_Strict):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     source: Path | None = Field(default=None, exclude=True, description="The file this was read from.")
+    policy_source: Path | None = Field(default=None, exclude=True, description="The policy's own file, if any.")
 
     @field_validator("backends")
     @classmethod

@@ -8,16 +8,18 @@ from typing import Any
 import mcp_types as types
 from pydantic import ValidationError
 
+from quiver.config.models import GatewaySettings
 from quiver.errors import QuiverError
-from quiver.metatools import call, describe, search, servers
+from quiver.metatools import call, describe, install, search, servers
 from quiver.metatools.base import CallContext, MetaTool
 from quiver.metatools.results import error_result
 
-DEFAULT_TOOLS: tuple[MetaTool, ...] = (search.TOOL, describe.TOOL, call.TOOL, servers.TOOL)
+DEFAULT_TOOLS: tuple[MetaTool, ...] = (search.TOOL, describe.TOOL, call.TOOL, servers.TOOL, install.TOOL)
 
 INSTRUCTIONS = (
     "Quiver is a gateway to the tools of many MCP servers. Find a tool with search_tools, read its "
-    "schema with describe_tools, run it with call_tool. Tool ids look like 'server.tool'."
+    "schema with describe_tools, run it with call_tool. Tool ids look like 'server.tool'. A server "
+    "marked 'not installed' can be added with install_server."
 )
 
 
@@ -31,6 +33,13 @@ class MetaTools:
     def __init__(self, tools: tuple[MetaTool, ...] = DEFAULT_TOOLS) -> None:
         self._tools = {tool.name: tool for tool in tools}
         self.definitions = [tool.definition() for tool in tools]
+
+    @classmethod
+    def for_config(cls, settings: GatewaySettings) -> MetaTools:
+        from quiver.metatools.operator import OPERATOR_TOOLS
+
+        tools = tuple(tool for tool in DEFAULT_TOOLS if tool is not install.TOOL or settings.install != "off")
+        return cls(tools + OPERATOR_TOOLS if settings.operator_tools else tools)
 
     def has(self, name: str) -> bool:
         return name in self._tools

@@ -14,6 +14,7 @@ import mcp_types as types
 from pydantic import BaseModel, ConfigDict
 
 from quiver.backends.base import ProgressFn
+from quiver.policy.principal import LOCAL, Principal
 from quiver.upstream import Upstream
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ class CallContext:
     gateway: Gateway
     progress: ProgressFn | None = None
     upstream: Upstream | None = None
+    principal: Principal = LOCAL
 
 
 Handler = Callable[[Any, CallContext], Awaitable[types.CallToolResult | types.InputRequiredResult]]

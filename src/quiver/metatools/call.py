@@ -17,7 +17,10 @@ class CallArgs(MetaArgs):
 
 
 async def run(args: CallArgs, ctx: CallContext) -> types.CallToolResult | types.InputRequiredResult:
-    return forwarded(await ctx.gateway.call(args.id, args.arguments, progress=ctx.progress, upstream=ctx.upstream))
+    result = await ctx.gateway.call(
+        args.id, args.arguments, progress=ctx.progress, upstream=ctx.upstream, principal=ctx.principal
+    )
+    return forwarded(result)
 
 
 TOOL = MetaTool(

@@ -16,7 +16,7 @@ class DescribeArgs(MetaArgs):
 
 
 async def run(args: DescribeArgs, ctx: CallContext) -> types.CallToolResult:
-    tools = await ctx.gateway.describe(args.ids)
+    tools = await ctx.gateway.describe(args.ids, principal=ctx.principal)
     return text_result("\n".join(compact_json(tool) for tool in tools), {"tools": tools})
 
 

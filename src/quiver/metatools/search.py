@@ -27,7 +27,7 @@ class SearchArgs(MetaArgs):
 
 
 async def run(args: SearchArgs, ctx: CallContext) -> types.CallToolResult:
-    reply = await ctx.gateway.search(args.query, args.limit)
+    reply = await ctx.gateway.search(args.query, args.limit, principal=ctx.principal)
     return render(reply)
 
 

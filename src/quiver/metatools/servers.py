@@ -22,19 +22,23 @@ def server_dict(info: ServerInfo) -> dict[str, Any]:
         data["description"] = info.description
     if status.last_error:
         data["lastError"] = status.last_error
+    if status.breaker != "closed":
+        data["breaker"] = str(status.breaker)
     return data
 
 
 def render_line(data: dict[str, Any]) -> str:
     tools = "? tools" if data["tools"] is None else f"{data['tools']} tools"
     line = f"{data['name']}: {data['state']}, {tools}"
+    if "breaker" in data:
+        line += f" (breaker {data['breaker']})"
     if "lastError" in data:
         line += f" — {data['lastError']}"
     return line
 
 
 async def run(args: ServersArgs, ctx: CallContext) -> types.CallToolResult:
-    servers = [server_dict(info) for info in ctx.gateway.servers()]
+    servers = [server_dict(info) for info in ctx.gateway.servers(principal=ctx.principal)]
     text = "\n".join(render_line(s) for s in servers) or "no servers configured"
     return text_result(text, {"servers": servers})
 

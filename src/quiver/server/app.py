@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
@@ -17,8 +17,10 @@ from typing import Any
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from quiver import watchdog
 from quiver.backends.base import Change
 from quiver.gateway import Gateway
+from quiver.policy.principal import LOCAL, Principal
 from quiver.server.clients import Audience
 from quiver.server.handlers import build_server
 from quiver.server.pending import PendingCalls
@@ -42,8 +44,16 @@ class _Updated:
 class GatewayApp:
     """The gateway and the MCP servers that show it."""
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        *,
+        principal_of: Callable[[Any], Principal] | None = None,
+        watchdog: bool = False,
+    ) -> None:
         self.gateway = gateway
+        self._watchdog = watchdog
+        self.principal_of = principal_of or (lambda ctx: LOCAL)
         self.pending = PendingCalls()
         self._surfaces: list[tuple[Surface, Audience]] = []
         exposure = gateway.config.gateway.exposure
@@ -56,7 +66,7 @@ class GatewayApp:
     def _serve(self, surface: Surface, name: str | None = None) -> Any:
         audience = Audience()
         self._surfaces.append((surface, audience))
-        return build_server(surface, audience, self.pending, name=name)
+        return build_server(surface, audience, self.pending, name=name, principal_of=self.principal_of)
 
     def backend_server(self, backend: str) -> Any:
         """The server of `/mcp/{backend}`: that backend alone, under its own names."""
@@ -70,15 +80,19 @@ class GatewayApp:
     @asynccontextmanager
     async def running(self) -> AsyncIterator[GatewayApp]:
         send, receive = anyio.create_memory_object_stream[_Listed | _Updated](math.inf)
-        async with send, receive, self.gateway.running(), anyio.create_task_group() as tg:
-            self._events = send
-            await tg.start(self.pending.serve)
-            tg.start_soon(self._deliver, receive)
-            try:
-                yield self
-            finally:
-                self._events = None
-                tg.cancel_scope.cancel()
+        guard = watchdog.start() if self._watchdog else None  # kills the backends if this process is killed
+        try:
+            async with send, receive, self.gateway.running(), anyio.create_task_group() as tg:
+                self._events = send
+                await tg.start(self.pending.serve)
+                tg.start_soon(self._deliver, receive)
+                try:
+                    yield self
+                finally:
+                    self._events = None
+                    tg.cancel_scope.cancel()
+        finally:
+            watchdog.stop(guard)
 
     def _post(self, event: _Listed | _Updated) -> None:
         if self._events is None:  # not serving: nobody to tell

@@ -10,7 +10,7 @@ progress is relayed on the caller's progress token.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import mcp_types as types
@@ -24,6 +24,8 @@ from quiver.backends.base import ProgressFn
 from quiver.errors import BackendCallError, QuiverError, UnknownToolError
 from quiver.metatools import INSTRUCTIONS, CallContext
 from quiver.metatools.results import error_result, forwarded
+from quiver.policy.engine import View
+from quiver.policy.principal import LOCAL, Principal
 from quiver.server.clients import (
     LOG_LEVEL_KEY,
     Audience,
@@ -57,7 +59,12 @@ class GatewayServer(Server[Any]):
 
 
 def build_server(
-    surface: Surface, audience: Audience, pending: PendingCalls, *, name: str | None = None
+    surface: Surface,
+    audience: Audience,
+    pending: PendingCalls,
+    *,
+    name: str | None = None,
+    principal_of: Callable[[Ctx], Principal] = lambda ctx: LOCAL,
 ) -> Server[Any]:
     from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
     from mcp.server.subscriptions import ListenHandler
@@ -81,23 +88,30 @@ def build_server(
 
     async def list_tools(ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
         audience.track(ctx)
-        return types.ListToolsResult(tools=await surface.tools())
+        return types.ListToolsResult(tools=await surface.tools(gateway.view(principal_of(ctx))))
 
     async def call_tool(
         ctx: Ctx, params: types.CallToolRequestParams
     ) -> types.CallToolResult | types.InputRequiredResult:
         name, arguments, progress = params.name, params.arguments or {}, _progress_relay(ctx)
+        principal = principal_of(ctx)
+        view = gateway.view(principal)
 
         async def dispatch(upstream: Upstream) -> types.Result:
+            context = CallContext(gateway, progress, upstream, principal)
             if metatools is not None and metatools.has(name):
-                return await metatools.call(name, arguments, CallContext(gateway, progress, upstream))
-            tid = await surface.resolve_tool(name)
+                return await metatools.call(name, arguments, context)
+            tid = await surface.resolve_tool(name, view)
             if tid is None:
                 if metatools is not None:  # says which tools this surface offers
-                    return await metatools.call(name, arguments, CallContext(gateway, progress, upstream))
-                return error_result(UnknownToolError(name, _near(name, list(surface.names().tool_ids))))
+                    return await metatools.call(name, arguments, context)
+                visible = [n for n in surface.names().tool_ids if surface.tool_id(n, view) is not None]
+                return error_result(UnknownToolError(name, _near(name, visible)))
             try:
-                return forwarded(await gateway.call(str(tid), arguments, progress=progress, upstream=upstream))
+                result = await gateway.call(
+                    str(tid), arguments, progress=progress, upstream=upstream, principal=principal
+                )
+                return forwarded(result)
             except BackendCallError as exc:
                 if exc.error is not None:  # listed directly: the backend's own protocol error, unchanged
                     raise MCPError(code=exc.error.code, message=exc.error.message, data=exc.error.data) from None
@@ -110,18 +124,19 @@ def build_server(
 
     async def list_resources(ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
         audience.track(ctx)
-        return types.ListResourcesResult(resources=await surface.resources())
+        return types.ListResourcesResult(resources=await surface.resources(gateway.view(principal_of(ctx))))
 
     async def list_templates(
         ctx: Ctx, params: types.PaginatedRequestParams | None
     ) -> types.ListResourceTemplatesResult:
         audience.track(ctx)
-        return types.ListResourceTemplatesResult(resource_templates=await surface.templates())
+        view = gateway.view(principal_of(ctx))
+        return types.ListResourceTemplatesResult(resource_templates=await surface.templates(view))
 
     async def read_resource(
         ctx: Ctx, params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult | types.InputRequiredResult:
-        backend, uri = await _resource(surface, params.uri)
+        backend, uri = await _resource(surface, params.uri, gateway.view(principal_of(ctx)))
 
         async def dispatch(upstream: Upstream) -> types.Result:
             read = await _downstream(gateway.read_resource(backend, uri, upstream=upstream))
@@ -133,13 +148,13 @@ def build_server(
         return result
 
     async def subscribe(ctx: Ctx, params: types.SubscribeRequestParams) -> types.EmptyResult:
-        backend, uri = await _resource(surface, params.uri)
+        backend, uri = await _resource(surface, params.uri, gateway.view(principal_of(ctx)))
         if audience.subscribe(ctx, params.uri):
             await _downstream(gateway.subscribe(backend, uri))
         return types.EmptyResult()
 
     async def unsubscribe(ctx: Ctx, params: types.UnsubscribeRequestParams) -> types.EmptyResult:
-        backend, uri = await _resource(surface, params.uri)
+        backend, uri = await _resource(surface, params.uri, gateway.view(principal_of(ctx)))
         if audience.unsubscribe(ctx, params.uri):
             await _downstream(gateway.unsubscribe(backend, uri))
         return types.EmptyResult()
@@ -151,7 +166,7 @@ def build_server(
         followed = [
             resolved
             for uri in params.notifications.resource_subscriptions or ()
-            if (resolved := await surface.resolve_uri(uri)) is not None
+            if (resolved := await surface.resolve_uri(uri, gateway.view(principal_of(ctx)))) is not None
         ]
         for backend, uri in followed:
             await _downstream(gateway.subscribe(backend, uri))
@@ -165,12 +180,12 @@ def build_server(
 
     async def list_prompts(ctx: Ctx, params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
         audience.track(ctx)
-        return types.ListPromptsResult(prompts=await surface.prompts())
+        return types.ListPromptsResult(prompts=await surface.prompts(gateway.view(principal_of(ctx))))
 
     async def get_prompt(
         ctx: Ctx, params: types.GetPromptRequestParams
     ) -> types.GetPromptResult | types.InputRequiredResult:
-        resolved = await surface.resolve_prompt(params.name)
+        resolved = await surface.resolve_prompt(params.name, gateway.view(principal_of(ctx)))
         if resolved is None:
             raise MCPError(code=types.INVALID_PARAMS, message=f"unknown prompt '{params.name}'")
         backend, name = resolved
@@ -186,7 +201,7 @@ def build_server(
         argument = {"name": params.argument.name, "value": params.argument.value}
         context = params.context.arguments if params.context is not None else None
         if isinstance(ref, types.PromptReference):
-            resolved = await surface.resolve_prompt(ref.name)
+            resolved = await surface.resolve_prompt(ref.name, gateway.view(principal_of(ctx)))
             if resolved is None:
                 raise MCPError(code=types.INVALID_PARAMS, message=f"unknown prompt '{ref.name}'")
             backend, original = resolved
@@ -194,7 +209,7 @@ def build_server(
                 update={"name": original}
             )
         else:
-            backend, original = await _resource(surface, ref.uri)
+            backend, original = await _resource(surface, ref.uri, gateway.view(principal_of(ctx)))
             downstream_ref = ref.model_copy(update={"uri": original})
         return await _downstream(gateway.complete(backend, downstream_ref, argument, context))
 
@@ -227,8 +242,8 @@ def build_server(
     return server
 
 
-async def _resource(surface: Surface, uri: str) -> tuple[str, str]:
-    resolved = await surface.resolve_uri(uri)
+async def _resource(surface: Surface, uri: str, view: View) -> tuple[str, str]:
+    resolved = await surface.resolve_uri(uri, view)
     if resolved is None:
         raise MCPError(code=types.INVALID_PARAMS, message=f"resource not found: {uri}")
     return resolved

@@ -24,28 +24,34 @@ from typing import Any
 import anyio
 
 from quiver.gateway import Gateway
+from quiver.policy.principal import LOCAL, Principal
 from quiver.server.app import GatewayApp
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _READ_SIZE = 1 << 16
 
 
-async def serve_stdio(gateway: Gateway) -> None:
+async def serve_stdio(gateway: Gateway, principal: Principal = LOCAL) -> None:
+    """Serve the one client on stdin/stdout; it is `principal` (the local user, in a chosen role)."""
     from mcp.server.stdio import stdio_server
 
-    app = GatewayApp(gateway)
+    app = GatewayApp(gateway, principal_of=lambda ctx: principal, watchdog=True)
     server = app.server
     with _wire() as (reader, writer):
         async with app.running(), anyio.create_task_group() as tg:
-            tg.start_soon(cancel_on_signal, tg.cancel_scope)
+            tg.start_soon(stop_on_signal, gateway, tg.cancel_scope)
+            gateway.status.serving("stdio")
             async with stdio_server(stdin=reader, stdout=writer) as (read, write):
                 await server.run(read, write, server.create_initialization_options())
             tg.cancel_scope.cancel()
 
 
-async def cancel_on_signal(scope: anyio.CancelScope) -> None:
+async def stop_on_signal(gateway: Gateway, scope: anyio.CancelScope) -> None:
+    """On a stop signal, let calls in flight finish (up to the drain timeout), then stop."""
     with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
         async for _ in signals:
+            with anyio.move_on_after(gateway.config.gateway.drain_timeout):
+                await gateway.drain()
             scope.cancel()
             return
 

@@ -22,6 +22,7 @@ from quiver.backends.base import Change, Listing
 from quiver.gateway import Gateway
 from quiver.ids import ToolId
 from quiver.metatools import MetaTools
+from quiver.policy.engine import View
 from quiver.server.naming import Names, build_names, identity_names
 
 
@@ -69,76 +70,84 @@ class Surface(ABC):
     # -- tools ----------------------------------------------------------------------------------
 
     @abstractmethod
-    async def tools(self) -> list[types.Tool]:
-        """The tools to list."""
+    async def tools(self, view: View) -> list[types.Tool]:
+        """The tools to list to a caller with this view."""
 
-    def tool_id(self, name: str) -> ToolId | None:
-        """The downstream tool a listed name stands for (None for a meta-tool or an unknown name)."""
-        return self.names().tool_ids.get(name)
+    def tool_id(self, name: str, view: View) -> ToolId | None:
+        """The downstream tool a listed name stands for (None for a meta-tool, a hidden or unknown name)."""
+        tid = self.names().tool_ids.get(name)
+        if tid is None:
+            return None
+        entry = self.gateway.catalog.get(str(tid))
+        return tid if entry is not None and view.allows_tool(str(tid), entry.tool) else None
 
-    def _renamed_tools(self, listings: Mapping[str, Listing], wanted: set[ToolId] | None = None) -> list[types.Tool]:
+    def _renamed_tools(
+        self, listings: Mapping[str, Listing], view: View, wanted: set[ToolId] | None = None
+    ) -> list[types.Tool]:
         names = self.names()
         tools: list[types.Tool] = []
         for backend, listing in listings.items():
             for tool in listing.tools:
                 tid = ToolId(backend, tool.name)
                 name = names.tools.get(tid)
-                if name is not None and (wanted is None or tid in wanted):
+                if name is None or (wanted is not None and tid not in wanted):
+                    continue
+                if view.allows_tool(str(tid), tool):
                     tools.append(tool if name == tool.name else tool.model_copy(update={"name": name}))
         return tools
 
     # -- resources and prompts -----------------------------------------------------------------
 
-    async def resources(self) -> list[types.Resource]:
+    async def resources(self, view: View) -> list[types.Resource]:
         listings = await self.listings()
         names = self.names()
         return [
             resource.model_copy(update={"uri": names.uri(backend, resource.uri)})
             for backend, listing in listings.items()
             for resource in listing.resources
+            if view.allows_backend_item(backend, resource.uri)
         ]
 
-    async def templates(self) -> list[types.ResourceTemplate]:
+    async def templates(self, view: View) -> list[types.ResourceTemplate]:
         listings = await self.listings()
         names = self.names()
         return [
             template.model_copy(update={"uri_template": names.uri(backend, template.uri_template)})
             for backend, listing in listings.items()
             for template in listing.templates
+            if view.allows_backend_item(backend, template.uri_template)
         ]
 
-    async def prompts(self) -> list[types.Prompt]:
+    async def prompts(self, view: View) -> list[types.Prompt]:
         listings = await self.listings()
         names = self.names()
         prompts: list[types.Prompt] = []
         for backend, listing in listings.items():
             for prompt in listing.prompts:
                 name = names.prompts.get((backend, prompt.name))
-                if name is not None:
+                if name is not None and view.allows_backend_item(backend, prompt.name):
                     prompts.append(prompt if name == prompt.name else prompt.model_copy(update={"name": name}))
         return prompts
 
-    async def resolve_uri(self, uri: str) -> tuple[str, str] | None:
+    async def resolve_uri(self, uri: str, view: View) -> tuple[str, str] | None:
         """(backend, original URI), discovering backends never seen if the URI is not known yet."""
         resolved = self.names().resolve_uri(uri, self.backends())
         if resolved is None:
             await self.listings()
             resolved = self.names().resolve_uri(uri, self.backends())
-        return resolved
+        return resolved if resolved is not None and view.allows_backend_item(*resolved) else None
 
-    async def resolve_prompt(self, name: str) -> tuple[str, str] | None:
+    async def resolve_prompt(self, name: str, view: View) -> tuple[str, str] | None:
         resolved = self.names().prompt_keys.get(name)
         if resolved is None:
             await self.listings()
             resolved = self.names().prompt_keys.get(name)
-        return resolved
+        return resolved if resolved is not None and view.allows_backend_item(*resolved) else None
 
-    async def resolve_tool(self, name: str) -> ToolId | None:
-        tid = self.tool_id(name)
-        if tid is None and name not in self.names().tool_ids:
+    async def resolve_tool(self, name: str, view: View) -> ToolId | None:
+        if name not in self.names().tool_ids:
             await self.listings()
-            tid = self.tool_id(name)
-        return tid
+        return self.tool_id(name, view)
 
     def exposed_uri(self, backend: str, uri: str) -> str:
         return self.names().uri(backend, uri)
@@ -149,7 +158,7 @@ class MetaSurface(Surface):
 
     def __init__(self, gateway: Gateway, metatools: MetaTools | None = None) -> None:
         super().__init__(gateway)
-        self.metatools = metatools or MetaTools()
+        self.metatools = metatools or MetaTools.for_config(gateway.config.gateway)
         self.pinned = list(gateway.config.gateway.pinned)
 
     def backends(self) -> list[str]:
@@ -169,16 +178,16 @@ class MetaSurface(Surface):
             if any(fnmatch.fnmatchcase(f"{backend}.{tool.name}", pattern) for pattern in self.pinned)
         }
 
-    async def tools(self) -> list[types.Tool]:
+    async def tools(self, view: View) -> list[types.Tool]:
         if not self.pinned:
             return list(self.metatools.definitions)
         listings = await self.listings()
-        return [*self.metatools.definitions, *self._renamed_tools(listings, self._pinned_ids(listings))]
+        return [*self.metatools.definitions, *self._renamed_tools(listings, view, self._pinned_ids(listings))]
 
-    def tool_id(self, name: str) -> ToolId | None:
+    def tool_id(self, name: str, view: View) -> ToolId | None:
         if not self.pinned:
             return None
-        tid = super().tool_id(name)
+        tid = super().tool_id(name, view)
         if tid is None:
             return None
         listing = self.gateway.catalog.listing(tid.backend)
@@ -197,8 +206,8 @@ class AggregateSurface(Surface):
     def tools_change(self, backend: str) -> bool:
         return True
 
-    async def tools(self) -> list[types.Tool]:
-        return self._renamed_tools(await self.listings())
+    async def tools(self, view: View) -> list[types.Tool]:
+        return self._renamed_tools(await self.listings(), view)
 
 
 class BackendSurface(Surface):
@@ -224,8 +233,8 @@ class BackendSurface(Surface):
             listing = self.gateway.catalog.listing(self.backend)
         return {self.backend: listing} if listing is not None else {}
 
-    async def tools(self) -> list[types.Tool]:
-        return self._renamed_tools(await self.listings())
+    async def tools(self, view: View) -> list[types.Tool]:
+        return self._renamed_tools(await self.listings(), view)
 
 
 def _unprefixed(gateway: Gateway) -> frozenset[str]:

@@ -1,0 +1,109 @@
+"""Search suggests manifest servers that are not installed, ranked against the tools there are."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from mcp import Client
+
+from quiver import tokens
+from quiver.config import QuiverConfig
+from quiver.errors import NotAllowedError, QuiverError
+from quiver.gateway import Gateway
+from quiver.policy.principal import Principal
+from quiver.provisioning.manifest import load_manifest
+from quiver.provisioning.suggest import installable
+from quiver.server.app import GatewayApp
+from tests.fakes import FakeWorld, tool, wait_until
+
+pytestmark = pytest.mark.anyio
+
+
+def world_with_clock() -> FakeWorld:
+    world = FakeWorld()
+    world.tools["clock"] = [
+        tool("get_current_time", "Get the current time in a time zone", ("timezone",), timezone="string"),
+        tool("convert_time", "Convert a time between time zones", ("time",), time="string"),
+    ]
+    return world
+
+
+def gateway(world: FakeWorld, **settings: Any) -> Gateway:
+    config = QuiverConfig.model_validate({"backends": {"clock": {"command": "fake"}}, "gateway": settings})
+    return Gateway(config, backend_factory=world.factory)
+
+
+async def ready(gw: Gateway) -> None:
+    await wait_until(lambda: gw.manifest is not None, 30)
+
+
+async def test_a_task_no_tool_covers_finds_a_server_to_install_with_what_it_needs() -> None:
+    gw = gateway(world_with_clock())
+    async with gw.running():
+        await ready(gw)
+        reply = await gw.search("open a pull request on my github repository")
+    not_installed = [card for card in reply.cards if card.state == "not installed"]
+    assert not_installed, reply.cards
+    assert not_installed[0].id == "github"
+    assert not_installed[0].needs == ["GITHUB_PERSONAL_ACCESS_TOKEN"]
+    assert "github [server, not installed: install_server; needs GITHUB_PERSONAL_ACCESS_TOKEN]" in (
+        not_installed[0].render()
+    )
+    assert len(not_installed) <= 2
+
+
+async def test_tools_that_fit_come_first_and_configured_servers_are_not_suggested() -> None:
+    gw = gateway(world_with_clock())
+    async with gw.running():
+        await ready(gw)
+        reply = await gw.search("get the current time in Tokyo")
+    assert reply.cards[0].id == "clock.get_current_time"
+    ids = [card.id for card in reply.cards]
+    assert ids.index("clock.get_current_time") < min(
+        (i for i, card in enumerate(reply.cards) if card.state == "not installed"), default=len(ids)
+    )
+
+
+def test_a_server_configured_under_another_name_is_not_suggested() -> None:
+    manifest = load_manifest()
+    time_entry = next(
+        entry for entry in manifest if entry.install.pypi and entry.install.pypi.package == "mcp-server-time"
+    )
+    config = QuiverConfig.model_validate({"backends": {"clock": {"command": "uvx", "args": ["mcp-server-time"]}}})
+    names = {server.name for server in installable(manifest, config.backends)}
+    assert time_entry.name not in names
+    assert len(names) == len(manifest) - 1
+
+
+async def test_suggestions_can_be_turned_off() -> None:
+    gw = gateway(world_with_clock(), suggest_servers=False)
+    async with gw.running():
+        await ready(gw)
+        reply = await gw.search("open a pull request on my github repository")
+    assert all(card.state != "not installed" for card in reply.cards)
+
+
+async def test_a_reply_with_server_cards_stays_within_the_search_budget() -> None:
+    world = world_with_clock()
+    app = GatewayApp(gateway(world))
+    async with app.running(), Client(app.server, mode="legacy", cache=None) as client:
+        await ready(app.gateway)
+        found = await client.call_tool("search_tools", {"query": "query a postgres database with sql", "limit": 5})
+    results = (found.structured_content or {})["results"]
+    assert any(result["state"] == "not installed" for result in results)
+    assert tokens.result_tokens(found) <= 300
+
+
+async def test_only_the_local_user_may_install_unless_the_config_says_otherwise() -> None:
+    gw = gateway(world_with_clock())
+    async with gw.running():
+        with pytest.raises(NotAllowedError, match="not allowed") as denied:
+            await gw.install("github", principal=Principal("ci-bot", None, "api_key"))
+        assert "quiver install" in (denied.value.hint or "")
+        with pytest.raises(QuiverError, match="'clock' is already configured"):
+            await gw.install("clock")
+    off = gateway(world_with_clock(), install="off")
+    async with off.running():
+        with pytest.raises(NotAllowedError):
+            await off.install("github")
