@@ -13,7 +13,7 @@ from quiver import tokens
 from quiver.config import QuiverConfig
 from quiver.config.models import GatewaySettings
 from quiver.gateway import Gateway
-from quiver.metatools import INSTRUCTIONS, MetaTools
+from quiver.metatools import INSTRUCTIONS, MetaTools, search
 from quiver.server.app import GatewayApp
 from tests.fakes import FakeWorld, tool
 
@@ -76,6 +76,26 @@ async def test_search_describe_call_in_both_eras(mode: str) -> None:
         called = await client.call_tool("call_tool", {"id": "server0.echo", "arguments": {"message": "hi"}})
         assert called.content == [types.TextContent(type="text", text="echo: hi")]
         assert not called.is_error
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_a_reply_that_needs_shortening_fits_the_budget_as_the_client_receives_it(mode: str) -> None:
+    # Long descriptions and two required arguments each: the reply has to be cut to fit, and the
+    # modern era's `_meta` stamp (server info) must fit inside the budget too.
+    world = FakeWorld()
+    summary = "Shows the commit logs of a repository with authors, dates, messages and the files they touched"
+    world.tools["server0"] = [
+        tool(f"git_{name}", f"{summary} ({name})", ("repo_path", "revision"), repo_path="string", revision="string")
+        for name in ("log", "show", "diff", "commit", "status", "blame")
+    ]
+    async with connected(world, mode) as client:
+        found = await client.call_tool("search_tools", {"query": "show the commit logs", "limit": 5})
+    assert len((found.structured_content or {})["results"]) == 5
+    assert tokens.result_tokens(found) <= SEARCH_REPLY_BUDGET
+    # Whatever the cards, the renderer's own budget plus what the protocol adds must fit.
+    sent = found.model_dump(by_alias=True, mode="json", exclude_none=True)
+    added = tokens.count_json(sent) - tokens.count_json({k: v for k, v in sent.items() if k != "_meta"})
+    assert search.REPLY_BUDGET + added <= SEARCH_REPLY_BUDGET
 
 
 @pytest.mark.parametrize(

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import sqlite3
+import threading
 import time
 from pathlib import Path
 
 import anyio
 import pytest
 
-from quiver.policy.audit import AuditLog, AuditRecord, digest, query
+from quiver.policy.audit import AuditLog, AuditRecord, connect, digest, query
 
 pytestmark = pytest.mark.anyio
 
@@ -63,6 +65,42 @@ async def test_several_writers_share_one_database(tmp_path: Path) -> None:
                 log.record(record(f"w{index}.t{n}"))
             tg.start_soon(log.flush)
     assert len(query(path, limit=1000)) == 200
+
+
+def test_opening_waits_while_another_gateway_writes_to_a_database_not_yet_in_wal_mode(tmp_path: Path) -> None:
+    # Switching to WAL needs an exclusive lock, and SQLite's busy handler does not wait for it
+    # while another connection is writing: gateways opening a new database at the same moment
+    # used to get "database is locked" at once and drop their rows.
+    path = tmp_path / "audit.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE other (x)")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO other VALUES (1)")
+    release = threading.Timer(0.3, lambda: other.execute("COMMIT"))
+    release.start()
+    try:
+        connection = connect(path)
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        connection.close()
+    finally:
+        release.join()
+        other.close()
+
+
+async def test_rows_that_cannot_be_written_yet_are_kept_for_the_next_flush(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "state"
+    blocker.write_text("a file where the audit directory should be")
+    path = blocker / "audit.db"
+    log = AuditLog(path)
+    log.record(record("a.first"))
+    await log.flush()
+    assert "trying again shortly" in caplog.text
+    log.record(record("a.second"))
+    blocker.unlink()
+    await log.flush()
+    assert sorted(row["tool"] for row in query(path)) == ["a.first", "a.second"]
 
 
 def test_arguments_are_digested_not_stored() -> None:

@@ -107,3 +107,24 @@ async def test_only_the_local_user_may_install_unless_the_config_says_otherwise(
     async with off.running():
         with pytest.raises(NotAllowedError):
             await off.install("github")
+
+
+async def test_servers_that_outrank_every_tool_never_cut_the_tools_short() -> None:
+    # Many manifest servers fit "postgres database sql" far better than these tools do; the reply
+    # still lists `limit` tools, and the servers come on top of them (at most two).
+    world = FakeWorld()
+    world.tools["notes"] = [
+        tool(f"note_{i}", f"Keep note number {i} of a long list of things, stored in a small local database")
+        for i in range(8)
+    ]
+    config = QuiverConfig.model_validate({"backends": {"notes": {"command": "fake"}}})
+    gw = Gateway(config, backend_factory=world.factory)
+    async with gw.running():
+        await ready(gw)
+        reply = await gw.search("query a postgres database with sql", 5)
+        tools_only = gw.catalog.search("query a postgres database with sql", 5)
+    tool_cards = [card for card in reply.cards if card.state != "not installed"]
+    server_cards = [card for card in reply.cards if card.state == "not installed"]
+    assert len(tool_cards) == 5, reply.cards
+    assert 1 <= len(server_cards) <= 2
+    assert [entry.key for entry in tools_only] == [card.id for card in tool_cards]

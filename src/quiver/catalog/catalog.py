@@ -196,8 +196,16 @@ class Catalog:
         return difflib.get_close_matches(key, visible, n=MAX_SUGGESTIONS, cutoff=0.5)
 
     def search(self, query: str, limit: int, *, allow: Callable[[str], bool] | None = None) -> list[ToolEntry]:
-        hits = self.engine.search(query, limit, allow=allow)
+        """The best `limit` tools (servers not installed never take a tool's place)."""
+        hits = self.engine.search(query, limit, allow=self._tools_only(allow) if self._installable else allow)
         return [self._entries[hit.id] for hit in hits if hit.id in self._entries]
+
+    @staticmethod
+    def _tools_only(allow: Callable[[str], bool] | None) -> Callable[[str], bool]:
+        def admit(key: str) -> bool:
+            return not key.startswith(INSTALLABLE_PREFIX) and (allow is None or allow(key))
+
+        return admit
 
     # -- servers that could be installed ---------------------------------------------------
 
@@ -219,10 +227,11 @@ class Catalog:
     def search_all(
         self, query: str, limit: int, *, allow: Callable[[str], bool] | None = None, installable: int = 0
     ) -> tuple[list[ToolEntry], list[Installable]]:
-        """The best tools, plus up to `installable` servers not installed that rank among the first `limit`.
+        """The best tools, plus up to `installable` servers not installed that outrank every tool.
 
-        Both kinds are ranked together, so a server is suggested only when it matches the task better
-        than the tools already there do."""
+        Both kinds are ranked together, and a server is suggested only when it matches the task
+        better than the best tool already there: next to a tool that fits, a server that shares a
+        word or two with the task ("knowledge" in a documentation server's name) is noise."""
         if not installable or not self._installable:
             return self.search(query, limit, allow=allow), []
 
@@ -231,12 +240,13 @@ class Catalog:
 
         tools: list[ToolEntry] = []
         servers: list[Installable] = []
-        hits = self.engine.search(query, limit + installable, allow=admit)
+        # Deep enough that `limit` tools come back even when every server outranks them.
+        hits = self.engine.search(query, limit + len(self._installable), allow=admit)
         floor = hits[0].score * SUGGEST_SCORE_RATIO if hits else 0.0
-        for rank, hit in enumerate(hits):
+        for hit in hits:
             if hit.id.startswith(INSTALLABLE_PREFIX):
                 server = self._installable.get(hit.id.removeprefix(INSTALLABLE_PREFIX))
-                if server is not None and rank < limit and len(servers) < installable and hit.score >= floor:
+                if server is not None and not tools and len(servers) < installable and hit.score >= floor:
                     servers.append(server)
             elif hit.id in self._entries and len(tools) < limit:
                 tools.append(self._entries[hit.id])

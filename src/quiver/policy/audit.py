@@ -13,7 +13,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,8 @@ _BUSY_TIMEOUT_MS = 5000
 # Rows wait at most this long (or until this many are queued) before they are written.
 _FLUSH_INTERVAL = 0.5
 _FLUSH_ROWS = 200
+# Rows kept for a later attempt while the database cannot be written; beyond this the oldest go.
+_MAX_QUEUED = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,19 +90,33 @@ class AuditLog:
                 await self.flush()
         finally:
             with anyio.CancelScope(shield=True):
-                await self.flush()
+                await self.flush(final=True)
                 if self._connection is not None:
                     await anyio.to_thread.run_sync(self._connection.close)
                     self._connection = None
 
-    async def flush(self) -> None:
+    async def flush(self, *, final: bool = False) -> None:
+        """Write what is queued; rows that cannot be written now stay queued for the next flush."""
         if not self._queue:
             return
         batch, self._queue = self._queue, []
         try:
             await anyio.to_thread.run_sync(self._write, batch)
         except (OSError, sqlite3.Error) as exc:
-            logger.warning("could not write %d audit rows to %s: %s", len(batch), self.path, exc)
+            if final:
+                logger.warning("could not write %d audit rows to %s: %s", len(batch), self.path, exc)
+                return
+            self._queue[:0] = batch
+            overflow = len(self._queue) - _MAX_QUEUED
+            if overflow > 0:
+                del self._queue[:overflow]
+            logger.warning(
+                "could not write %d audit rows to %s (%s); trying again shortly%s",
+                len(batch),
+                self.path,
+                exc,
+                f", {overflow} oldest rows dropped" if overflow > 0 else "",
+            )
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
@@ -121,10 +137,37 @@ class AuditLog:
 def connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     connection = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
-    connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-    connection.execute("PRAGMA journal_mode = WAL")
-    connection.executescript(_SCHEMA)
+    try:
+        connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        # Switching a new database to WAL takes an exclusive lock that SQLite's busy handler does
+        # not wait for: gateways opening it at the same moment get "locked" at once, so retry.
+        _while_locked(lambda: _use_wal(connection))
+        _while_locked(lambda: connection.executescript(_SCHEMA))
+    except BaseException:
+        connection.close()
+        raise
     return connection
+
+
+def _use_wal(connection: sqlite3.Connection) -> None:
+    (mode,) = connection.execute("PRAGMA journal_mode").fetchone()
+    if str(mode).lower() != "wal":
+        connection.execute("PRAGMA journal_mode = WAL")
+
+
+def _while_locked(step: Callable[[], object]) -> None:
+    """Run `step`, retrying for up to the busy timeout while the database is locked."""
+    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
 
 
 def query(
