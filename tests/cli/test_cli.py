@@ -45,6 +45,10 @@ def test_refresh_list_search_describe_call(config: Path) -> None:
         app, ["call", "time.get_current_time", "--json", '{"timezone": "UTC"}', "--raw", "--config", str(config)]
     )
     assert json.loads(raw.stdout)["structuredContent"]["timezone"] == "UTC"
+    for given in ('{"timezone": "Europe/Paris"}', "timezone=Europe/Paris"):
+        positional = runner.invoke(app, ["call", "time.get_current_time", given, "--config", str(config)])
+        assert positional.exit_code == 0, positional.output
+        assert json.loads(positional.stdout)["timezone"] == "Europe/Paris"
 
 
 @pytest.mark.e2e
@@ -55,6 +59,8 @@ def test_refresh_list_search_describe_call(config: Path) -> None:
         (["call", "time.get_current_time", "--arg", "tz=UTC"], "argument 'timezone' is required", "describe_tools"),
         (["call", "time.get_current_time", "--json", "{oops"], "--json is not valid JSON", "quote it"),
         (["describe", "nosuch.tool"], "unknown tool id", None),
+        (["call", "time.get_current_time", "UTC"], "'UTC' is neither a JSON object nor key=value", "key=value pairs"),
+        (["call", "time.get_current_time", "{}", "--json", "{}"], "the arguments are given twice", "keep one"),
     ],
 )
 def test_errors_are_one_line_with_a_hint(config: Path, args: list[str], message: str, hint: str | None) -> None:

@@ -171,6 +171,14 @@ def describe(
 @app.command()
 def call(
     tool_id: Annotated[str, typer.Argument(metavar="ID", help="Tool id, e.g. time.get_current_time.")],
+    given: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[JSON | KEY=VALUE...]",
+            help='The arguments: one JSON object (\'{"timezone": "UTC"}\') or key=value pairs.',
+            show_default=False,
+        ),
+    ] = None,
     arg: Annotated[list[str] | None, typer.Option("--arg", "-a", help="An argument as key=value (repeatable).")] = None,
     json_args: Annotated[str | None, typer.Option("--json", help="All arguments as one JSON object.")] = None,
     raw: Annotated[bool, typer.Option("--raw", help="Print the whole result as JSON.")] = False,
@@ -179,15 +187,16 @@ def call(
     """Call a tool through the gateway (arguments are checked against its schema first)."""
     setup_logging()
     cfg = load(config)
-    from quiver.cli.arguments import parse_arguments
+    from quiver.cli.arguments import parse_arguments, split_positional
     from quiver.gateway import Gateway
 
     gateway = Gateway(cfg)
 
     async def main() -> Any:
+        positional_json, positional_pairs = split_positional(given or [], json_args)
         async with gateway.running():
             schema = await gateway.input_schema(tool_id)
-            arguments = parse_arguments(arg or [], json_args, schema)
+            arguments = parse_arguments([*positional_pairs, *(arg or [])], positional_json or json_args, schema)
             return await gateway.call(tool_id, arguments)
 
     result = run(main)

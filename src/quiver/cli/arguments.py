@@ -1,4 +1,4 @@
-"""`--arg key=value` and `--json '{...}'` into a tool's arguments, typed by its schema."""
+"""`--arg key=value`, `--json '{...}'` and the same after the tool id, into a tool's arguments, typed by its schema."""
 
 from __future__ import annotations
 
@@ -11,6 +11,23 @@ from quiver.errors import QuiverError
 
 class ArgumentSyntaxError(QuiverError):
     code = "invalid_arguments"
+
+
+def split_positional(given: Sequence[str], json_text: str | None) -> tuple[str | None, list[str]]:
+    """Arguments given after the tool id: one JSON object, or key=value pairs (the forms of `--json` and `--arg`)."""
+    if len(given) == 1 and given[0].lstrip().startswith("{"):
+        if json_text:
+            raise ArgumentSyntaxError(
+                "the arguments are given twice, as JSON after the tool id and with --json", hint="keep one of them"
+            )
+        return given[0], []
+    for item in given:
+        if "=" not in item:
+            raise ArgumentSyntaxError(
+                f"'{item}' is neither a JSON object nor key=value",
+                hint='give the arguments as one JSON object (\'{"key": "value"}\') or as key=value pairs',
+            )
+    return None, list(given)
 
 
 def parse_arguments(pairs: Sequence[str], json_text: str | None, schema: Mapping[str, Any]) -> dict[str, Any]:

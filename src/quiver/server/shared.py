@@ -280,12 +280,12 @@ async def bridge(url: str, token: str) -> None:
     from mcp.client.streamable_http import streamable_http_client
     from mcp.server.stdio import stdio_server
 
-    from quiver.server.stdio import STOP_SIGNALS, _wire
+    from quiver.server.stdio import STOP_SIGNALS, stdio_wire
 
     http = httpx2.AsyncClient(
         headers={"authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(_HTTP_TIMEOUT, read=None)
     )
-    with _wire() as (reader, writer):
+    with stdio_wire() as (reader, writer):
         async with (
             http,
             streamable_http_client(url, http_client=http) as (daemon_read, daemon_write),

@@ -37,7 +37,7 @@ async def serve_stdio(gateway: Gateway, principal: Principal = LOCAL) -> None:
 
     app = GatewayApp(gateway, principal_of=lambda ctx: principal, watchdog=True)
     server = app.server
-    with _wire() as (reader, writer):
+    with stdio_wire() as (reader, writer):
         async with app.running(), anyio.create_task_group() as tg:
             tg.start_soon(stop_on_signal, gateway, tg.cancel_scope)
             gateway.status.serving("stdio")
@@ -57,7 +57,7 @@ async def stop_on_signal(gateway: Gateway, scope: anyio.CancelScope) -> None:
 
 
 @contextmanager
-def _wire() -> Iterator[tuple[Any, Any]]:
+def stdio_wire() -> Iterator[tuple[Any, Any]]:
     """Event-loop streams over fds 0 and 1 when both are pipes or sockets; else the SDK's own (None)."""
     if not (_pollable(0) and _pollable(1)):
         yield None, None
