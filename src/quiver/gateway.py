@@ -69,6 +69,9 @@ CACHE_DIR_ENV = "QUIVER_CACHE_DIR"
 STATE_DIR_ENV = "QUIVER_STATE_DIR"
 MAX_SEARCH_LIMIT = 20
 MAX_INSTALLABLE_CARDS = 2  # servers not installed, shown only when they outrank every tool there is
+# A search that may suggest servers waits this long for the manifest still loading at start-up
+# (about a second), so the first search of a session, or of `quiver search`, covers it too.
+MANIFEST_WAIT = 5.0
 PINS_FILE = "pins.json"
 CONTINUE_TOOL = "quiver.continue"  # pages of a capped result; named in the cap's own note
 AUDIT_FILE = "audit.db"
@@ -142,6 +145,7 @@ class Gateway:
         self.metrics.collect_from(self)
         self.tracing = Tracing(config.gateway.tracing)
         self.manifest: Manifest | None = None
+        self._manifest_loaded = anyio.Event()
         self.status = StatusWriter(self, status_path(state_dir(config)))
         self._tg: TaskGroup | None = None
         self._stop_watching = anyio.Event()
@@ -209,6 +213,7 @@ class Gateway:
                 self._stop_watching = anyio.Event()
                 tg.start_soon(self.watch, self.config.source)
             if self.config.gateway.suggest_servers or self.config.gateway.install != "off":
+                self._manifest_loaded = anyio.Event()
                 tg.start_soon(self._load_manifest)
             self.ready = True
             try:
@@ -230,6 +235,8 @@ class Gateway:
         except ManifestError as exc:
             logger.error("the server manifest is unusable, so search suggests no servers: %s", exc)
             return
+        finally:
+            self._manifest_loaded.set()
         self._suggest_servers()
 
     def _suggest_servers(self) -> None:
@@ -312,6 +319,9 @@ class Gateway:
         self.catalog.ensure_loaded()
         pending = await self._wait_for_discovery()
         suggest = MAX_INSTALLABLE_CARDS if self.config.gateway.suggest_servers and self.may_install(principal) else 0
+        if suggest and self.manifest is None and self._tg is not None:
+            with anyio.move_on_after(MANIFEST_WAIT):
+                await self._manifest_loaded.wait()
         entries, servers = self.catalog.search_all(
             query, limit, allow=self.visible(self.view(principal)), installable=suggest
         )

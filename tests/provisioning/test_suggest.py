@@ -128,3 +128,13 @@ async def test_servers_that_outrank_every_tool_never_cut_the_tools_short() -> No
     assert len(tool_cards) == 5, reply.cards
     assert 1 <= len(server_cards) <= 2
     assert [entry.key for entry in tools_only] == [card.id for card in tool_cards]
+
+
+async def test_the_first_search_waits_for_the_manifest_still_loading() -> None:
+    # `quiver search` and a session's first search_tools come right after start-up, while the
+    # manifest is still being read: they get the suggestions too.
+    gw = Gateway(QuiverConfig.model_validate({"backends": {}}), backend_factory=FakeWorld().factory)
+    async with gw.running():
+        assert gw.manifest is None
+        reply = await gw.search("open a pull request on my github repository")
+    assert "github" in [card.id for card in reply.cards if card.state == "not installed"]
