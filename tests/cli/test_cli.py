@@ -52,6 +52,14 @@ def test_refresh_list_search_describe_call(config: Path) -> None:
 
 
 @pytest.mark.e2e
+def test_search_shows_servers_to_install_and_how(config: Path) -> None:
+    found = runner.invoke(app, ["search", "open a pull request on my github repository", "--config", str(config)])
+    assert found.exit_code == 0, found.output
+    assert "github [server, not installed" in found.stdout
+    assert "quiver install NAME" in found.stderr
+
+
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("args", "message", "hint"),
     [

@@ -124,6 +124,7 @@ def search(
     """Search the tools of every backend (the same ranking as the search_tools meta-tool)."""
     setup_logging()
     cfg = load(config)
+    from quiver.catalog import NOT_INSTALLED
     from quiver.gateway import Gateway
 
     gateway = Gateway(cfg)
@@ -138,6 +139,8 @@ def search(
         return
     for card in reply.cards:
         print(card.render())
+    if any(card.state == NOT_INSTALLED for card in reply.cards):
+        print("servers not installed: add one with `quiver install NAME`", file=sys.stderr)
     if not reply.cards:
         print("no matching tools" + ("" if cfg.backends else " (no backends configured)"))
     if reply.pending:
