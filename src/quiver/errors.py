@@ -79,12 +79,16 @@ class UnknownToolError(QuiverError):
 
     code = "unknown_tool"
 
-    def __init__(self, tool_id: str, suggestions: Sequence[str] = ()) -> None:
-        if suggestions:
+    def __init__(self, tool_id: str, suggestions: Sequence[str] = (), *, not_installed: str | None = None) -> None:
+        message = f"unknown tool id '{tool_id}'"
+        if not_installed is not None:
+            message += f": '{not_installed}' is a server that is not installed"
+            hint = f"install it with install_server (name '{not_installed}') or `quiver install {not_installed}`"
+        elif suggestions:
             hint = "did you mean " + ", ".join(f"'{s}'" for s in suggestions) + "?"
         else:
             hint = "use search_tools to find tool ids"
-        super().__init__(f"unknown tool id '{tool_id}'", hint=hint)
+        super().__init__(message, hint=hint)
         self.suggestions = list(suggestions)
 
 

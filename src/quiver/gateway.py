@@ -246,6 +246,17 @@ class Gateway:
         manifest = self.manifest
         self.catalog.set_installable(installable(manifest, self.config.backends) if manifest and wanted else [])
 
+    async def _manifest_ready(self) -> None:
+        """Wait (a bounded time) for the manifest still being read at start-up."""
+        if self.manifest is None and self._tg is not None:
+            with anyio.move_on_after(MANIFEST_WAIT):
+                await self._manifest_loaded.wait()
+
+    async def _manifest_for_unknown(self, ids: Sequence[str]) -> None:
+        """Before an id of no configured backend is refused, know whether it names a server to install."""
+        if any(raw.partition(".")[0] not in self.supervisor for raw in ids):
+            await self._manifest_ready()
+
     def may_install(self, principal: Principal) -> bool:
         """Whether this caller may install servers (and so whether search suggests any)."""
         mode = self.config.gateway.install
@@ -319,9 +330,8 @@ class Gateway:
         self.catalog.ensure_loaded()
         pending = await self._wait_for_discovery()
         suggest = MAX_INSTALLABLE_CARDS if self.config.gateway.suggest_servers and self.may_install(principal) else 0
-        if suggest and self.manifest is None and self._tg is not None:
-            with anyio.move_on_after(MANIFEST_WAIT):
-                await self._manifest_loaded.wait()
+        if suggest:
+            await self._manifest_ready()
         entries, servers = self.catalog.search_all(
             query, limit, allow=self.visible(self.view(principal)), installable=suggest
         )
@@ -406,6 +416,7 @@ class Gateway:
         """Exact downstream definitions; starts the backends involved to get fresh schemas."""
         self.catalog.ensure_loaded()
         allow = self.visible(self.view(principal))
+        await self._manifest_for_unknown(ids)
         parsed = [self._parse(tool_id, allow) for tool_id in ids]
         start_errors: dict[str, QuiverError] = {}
 
@@ -469,6 +480,7 @@ class Gateway:
     ) -> types.CallToolResult | types.InputRequiredResult:
         view = self.view(principal)
         allow = self.visible(view)
+        await self._manifest_for_unknown([tool_id])
         tid = self._parse(tool_id, allow)
         managed = self._managed(tid, tool_id, allow)
         key = str(tid)
@@ -570,15 +582,21 @@ class Gateway:
         try:
             return ToolId.parse(tool_id)
         except UnknownToolError:
-            self.catalog.ensure_loaded()
-            raise UnknownToolError(tool_id, self.catalog.suggest(tool_id, allow=allow)) from None
+            raise self._unknown_backend(tool_id, allow) from None
 
     def _managed(self, tid: ToolId, raw: str, allow: Callable[[str], bool]) -> ManagedBackend:
         try:
             return self.supervisor.get(tid.backend)
         except UnknownBackendError:
-            self.catalog.ensure_loaded()
-            raise UnknownToolError(raw, self.catalog.suggest(raw, allow=allow)) from None
+            raise self._unknown_backend(raw, allow) from None
+
+    def _unknown_backend(self, raw: str, allow: Callable[[str], bool]) -> UnknownToolError:
+        """The error for an id whose backend is not configured: near ids, or the server to install."""
+        self.catalog.ensure_loaded()
+        server = self.catalog.installable(raw.partition(".")[0])
+        if server is None:
+            return UnknownToolError(raw, self.catalog.suggest(raw, allow=allow))
+        return UnknownToolError(raw, not_installed=server.name)
 
     def _resolve(self, tid: ToolId, raw: str, allow: Callable[[str], bool]) -> ToolEntry:
         self._managed(tid, raw, allow)

@@ -138,3 +138,16 @@ async def test_the_first_search_waits_for_the_manifest_still_loading() -> None:
         assert gw.manifest is None
         reply = await gw.search("open a pull request on my github repository")
     assert "github" in [card.id for card in reply.cards if card.state == "not installed"]
+
+
+async def test_a_tool_id_of_a_server_not_installed_says_how_to_install_it() -> None:
+    gw = gateway(world_with_clock())
+    async with gw.running():
+        with pytest.raises(QuiverError) as raised:
+            await gw.call("github.create_pull_request", {})
+        described = await gw.describe(["github.create_pull_request", "clock.nope"])
+    assert raised.value.code == "unknown_tool"
+    assert "'github' is a server that is not installed" in raised.value.message
+    assert raised.value.hint == "install it with install_server (name 'github') or `quiver install github`"
+    assert "not installed" in described[0]["error"]["message"]
+    assert "not installed" not in described[1]["error"]["message"]

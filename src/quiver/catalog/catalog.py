@@ -224,6 +224,10 @@ class Catalog:
         ]
         self.engine.set_backend(BackendInfo(INSTALLABLE_SEGMENT), docs)
 
+    def installable(self, name: str) -> Installable | None:
+        """The server not installed that search would suggest under this name, if any."""
+        return self._installable.get(name)
+
     def search_all(
         self, query: str, limit: int, *, allow: Callable[[str], bool] | None = None, installable: int = 0
     ) -> tuple[list[ToolEntry], list[Installable]]:
