@@ -151,3 +151,16 @@ async def test_a_tool_id_of_a_server_not_installed_says_how_to_install_it() -> N
     assert raised.value.hint == "install it with install_server (name 'github') or `quiver install github`"
     assert "not installed" in described[0]["error"]["message"]
     assert "not installed" not in described[1]["error"]["message"]
+
+
+async def test_a_server_sharing_one_word_with_the_task_is_not_suggested() -> None:
+    gw = Gateway(QuiverConfig.model_validate({"backends": {}}), backend_factory=FakeWorld().factory)
+    async with gw.running():
+        await ready(gw)
+        github = await gw.search("open a pull request on my github repository")
+        translate = await gw.search("translate text to french")
+    # `open-meteo` shares only "open" with the first task; nothing in the manifest translates.
+    ids = [card.id for card in github.cards]
+    assert ids[0] == "github"
+    assert "open-meteo" not in ids
+    assert translate.cards == []

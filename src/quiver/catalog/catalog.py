@@ -28,6 +28,9 @@ INSTALLABLE_PREFIX = "install:"
 # A server is suggested only when it scores at least this share of the best match: a weak
 # keyword overlap ("ping" in a hosting provider's keywords) is noise next to a tool that fits.
 SUGGEST_SCORE_RATIO = 0.45
+# ... and when it shares at least this many of the task's own words (all of a shorter task's):
+# one shared word ("open" for "open a pull request" in `open-meteo`) is a coincidence.
+SUGGEST_MIN_SHARED_TERMS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +65,7 @@ class Catalog:
         self._listings: dict[str, Listing] = {}
         self._loaded = False
         self._installable: dict[str, Installable] = {}
+        self._installable_terms: dict[str, frozenset[str]] = {}
         self.version = 0  # bumped on every change, for views derived from the catalog
         self.observers: list[Callable[[str, set[Change]], None]] = []
         """Told (backend, what changed) whenever a backend's listing changes."""
@@ -212,6 +216,11 @@ class Catalog:
     def set_installable(self, servers: Sequence[Installable]) -> None:
         """Servers from the manifest that are not configured: searched with the tools, in their own segment."""
         self._installable = {server.name: server for server in servers}
+        analyzer = self.engine.analyzer
+        self._installable_terms = {
+            server.name: frozenset(analyzer.tokenize(" ".join((server.name, server.title, server.text))))
+            for server in servers
+        }
         docs = [
             SearchDoc(
                 id=INSTALLABLE_PREFIX + server.name,
@@ -247,10 +256,19 @@ class Catalog:
         # Deep enough that `limit` tools come back even when every server outranks them.
         hits = self.engine.search(query, limit + len(self._installable), allow=admit)
         floor = hits[0].score * SUGGEST_SCORE_RATIO if hits else 0.0
+        own = {term for term, weight in self.engine.analyzer.query_terms(query).items() if weight >= 1.0}
+        shared = min(SUGGEST_MIN_SHARED_TERMS, len(own))
         for hit in hits:
             if hit.id.startswith(INSTALLABLE_PREFIX):
-                server = self._installable.get(hit.id.removeprefix(INSTALLABLE_PREFIX))
-                if server is not None and not tools and len(servers) < installable and hit.score >= floor:
+                name = hit.id.removeprefix(INSTALLABLE_PREFIX)
+                server = self._installable.get(name)
+                if (
+                    server is not None
+                    and not tools
+                    and len(servers) < installable
+                    and hit.score >= floor
+                    and len(own & self._installable_terms[name]) >= shared
+                ):
                     servers.append(server)
             elif hit.id in self._entries and len(tools) < limit:
                 tools.append(self._entries[hit.id])

@@ -208,6 +208,11 @@ class SearchEngine:
     def ids(self) -> list[str]:
         return self._lexical.ids
 
+    @property
+    def analyzer(self) -> Analyzer:
+        """How this engine turns texts and queries into terms."""
+        return self._analyzer
+
     def memory_bytes(self) -> int:
         """Bytes held by the indexes' arrays (not counting the model's weights)."""
         total = self._lexical.memory_bytes()
