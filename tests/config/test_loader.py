@@ -68,6 +68,11 @@ def test_reads_client_mcp_json_leniently() -> None:
             "backends:\n  t: {type: http, url: ftp://x}\n",
             "backends.t.url: must start with http:// or https://",
         ),
+        (
+            "backends:\n  t: {type: plugin, modules: [x]}\n",
+            "quiver.yaml: backends.t.modules: unknown key (did you mean 'module'?)",
+        ),
+        ("backends:\n  stdio: {type: plugin}\n", "quiver.yaml: backends.stdio.module: required key is missing"),
         ("backends: [\n", "quiver.yaml: line 2 column 1: invalid YAML"),
         ("gateway: {idle_timeout: -1}\n", "gateway.idle_timeout"),
         ("- a\n- b\n", "the top level must be a mapping"),

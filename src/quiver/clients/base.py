@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import TypeAdapter, ValidationError
 
 from quiver.config.models import (
+    BACKEND_KINDS,
     AnyBackendConfig,
     BackendConfig,
     HttpBackendConfig,
@@ -153,7 +154,10 @@ def backend_from(data: dict[str, Any], env: Env) -> McpBackendConfig:
         backend = _BACKEND.validate_python(data)
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in error["loc"] if part not in ("stdio", "http", "sse", "rest", "plugin"))
+        parts = list(error["loc"])
+        if parts and parts[0] in BACKEND_KINDS:
+            del parts[0]  # the union's tag, not a key of the entry
+        where = ".".join(str(part) for part in parts)
         raise Unsupported(f"{where or 'entry'}: {error['msg'].removeprefix('Value error, ')}") from None
     if not isinstance(backend, StdioBackendConfig | HttpBackendConfig | SseBackendConfig):
         raise Unsupported(f"type '{backend.type}' is not an MCP server a client can run")

@@ -21,10 +21,12 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from quiver.config.models import (
+    BACKEND_KINDS,
     BackendBase,
     GatewaySettings,
     HttpBackendConfig,
     HttpSettings,
+    PluginBackendConfig,
     QuiverConfig,
     RestBackendConfig,
     SseBackendConfig,
@@ -226,6 +228,7 @@ def _known_keys() -> list[str]:
         HttpBackendConfig,
         SseBackendConfig,
         RestBackendConfig,
+        PluginBackendConfig,
         PolicyConfig,
         Role,
         Limits,
@@ -241,7 +244,10 @@ def _known_keys() -> list[str]:
 def _format_validation(exc: ValidationError, path: Path) -> str:
     lines = []
     for error in exc.errors(include_url=False):
-        loc = ".".join(str(part) for part in error["loc"] if part not in ("stdio", "http", "sse", "rest"))
+        parts = list(error["loc"])
+        if len(parts) > 2 and parts[0] == "backends" and parts[2] in BACKEND_KINDS:
+            del parts[2]  # the union's tag, not a key of the file
+        loc = ".".join(str(part) for part in parts)
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key"

@@ -205,6 +205,9 @@ McpBackendConfig = StdioBackendConfig | HttpBackendConfig | SseBackendConfig
 """Backends that are MCP servers (what client config files can hold)."""
 AnyBackendConfig = McpBackendConfig | RestBackendConfig | PluginBackendConfig
 
+BACKEND_KINDS = ("stdio", "http", "sse", "rest", "plugin")
+"""The tags of the backend union, which pydantic puts into the location of a validation error."""
+
 BackendConfig = Annotated[
     Annotated[StdioBackendConfig, Tag("stdio")]
     | Annotated[HttpBackendConfig, Tag("http")]
