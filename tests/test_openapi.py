@@ -14,7 +14,8 @@ import yaml
 from typer.testing import CliRunner
 
 from quiver.backends.base import Backend
-from quiver.backends.rest import RestBackend, RestBackendConfig, read_capability_file, tool_of
+from quiver.backends.capabilities import read_capability_file, tool_of
+from quiver.backends.rest import RestBackend, RestBackendConfig
 from quiver.cli.openapi import register
 from quiver.config import QuiverConfig
 from quiver.errors import InvalidArgumentsError

@@ -3,8 +3,9 @@
 The importer reads a spec (JSON or YAML, a file or an http(s) URL), resolves its `$ref`s and
 inlines them so each file stands alone (a schema that contains itself is cut after
 `RECURSION_DEPTH` levels), maps security schemes to `auth` with `${PREFIX_...}` variables, and
-writes what `quiver.backends.rest` serves. Operations that cannot be called as a tool (say, a
-multipart upload) are skipped, and the report says why.
+writes the files `quiver.backends.rest` serves (their format: `quiver.backends.capabilities`).
+Operations that cannot be called as a tool (say, a multipart upload) are skipped, and the
+report says why.
 """
 
 from __future__ import annotations
@@ -519,7 +520,7 @@ def write_capabilities(
     from pydantic import ValidationError
 
     from quiver._files import write_atomic
-    from quiver.backends.rest import Capability
+    from quiver.backends.capabilities import Capability
 
     importer = Importer(document, prefix=prefix, base_url=base_url, spec_url=spec_url)
     found = importer.capabilities()

@@ -14,15 +14,8 @@ import pytest
 import yaml
 
 from quiver.backends.base import Change
-from quiver.backends.rest import (
-    Capability,
-    RestBackend,
-    RestBackendConfig,
-    annotations_of,
-    load_directory,
-    read_capability_file,
-    tool_of,
-)
+from quiver.backends.capabilities import Capability, annotations_of, load_directory, read_capability_file, tool_of
+from quiver.backends.rest import RestBackend, RestBackendConfig
 from quiver.errors import ConfigError, MissingEnvError
 from tests.fakes import text_of
 from tests.fixtures.rest_api import ADMIN_KEY, QUERY_KEY, TOKEN, serving
