@@ -15,11 +15,12 @@ import shutil
 import statistics
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import mcp_types as types
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
@@ -225,3 +226,53 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
     rule = "  ".join("-" * width for width in widths)
     return "\n".join([line(cells[0]), rule, *(line(row) for row in cells[1:])])
+
+
+def log(message: str) -> None:
+    """Progress for the reader, on stderr (stdout carries the results)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def rotated(items: Sequence[str], turn: int) -> list[str]:
+    """`items` started at `turn`: each round runs the variants in another order."""
+    shift = turn % len(items)
+    return [*items[shift:], *items[:shift]]
+
+
+def ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+Call = Callable[[str], Awaitable[types.CallToolResult]]
+
+
+def direct_echo(session: Client) -> Call:
+    """server-everything's `echo`, called over a direct session."""
+    return lambda message: session.call_tool("echo", {"message": message})
+
+
+def bench_main(
+    argv: list[str] | None,
+    description: str,
+    quick_help: str,
+    run: Callable[[Any], Awaitable[dict[str, Any]]],
+    modes: tuple[Any, Any],
+    render: Callable[[dict[str, Any]], str],
+) -> int:
+    """The command line of a benchmark: `--quick` picks the first of `modes`, `--json` the output."""
+    import argparse
+
+    import anyio
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
+    args = parser.parse_args(argv)
+    quick, full = modes
+    try:
+        results = anyio.run(run, quick if args.quick else full)
+    except SetupError as exc:
+        log(f"error: {exc}")
+        return 2
+    print(json.dumps(results, indent=2) if args.json else render(results))
+    return 0

@@ -22,14 +22,12 @@ Run `.venv/bin/python bench/concurrency_bench.py [--quick] [--json]`.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,12 +44,16 @@ from bench import _procs
 from bench._util import (
     LEGACY_ERA,
     VENV_BIN,
+    Call,
     Command,
-    SetupError,
+    bench_main,
     cpu_seconds,
+    direct_echo,
     everything_server,
+    log,
     machine,
     percentile,
+    rotated,
     table,
     time_server,
 )
@@ -71,22 +73,6 @@ class Mode:
 
 FULL = Mode(rounds=6, calls_per_burst=256, memory_reps=5)
 QUICK = Mode(rounds=2, calls_per_burst=128, memory_reps=2)
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def rotated(items: Sequence[str], turn: int) -> list[str]:
-    shift = turn % len(items)
-    return [*items[shift:], *items[:shift]]
-
-
-Call = Callable[[str], Awaitable[types.CallToolResult]]
-
-
-def direct_echo(session: Client) -> Call:
-    return lambda message: session.call_tool("echo", {"message": message})
 
 
 def quiver_echo(session: Client, backend: str) -> Call:
@@ -335,17 +321,14 @@ def render(results: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Quiver throughput and latency at concurrency 1, 16 and 64.")
-    parser.add_argument("--quick", action="store_true", help="fewer rounds: a smoke run")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
-    args = parser.parse_args(argv)
-    try:
-        results = anyio.run(run, QUICK if args.quick else FULL)
-    except SetupError as exc:
-        log(f"error: {exc}")
-        return 2
-    print(json.dumps(results, indent=2) if args.json else render(results))
-    return 0
+    return bench_main(
+        argv,
+        "Quiver throughput and latency at concurrency 1, 16 and 64.",
+        "fewer rounds: a smoke run",
+        run,
+        (QUICK, FULL),
+        render,
+    )
 
 
 if __name__ == "__main__":

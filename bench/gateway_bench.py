@@ -19,10 +19,8 @@ control) shows how far two equal paths drift apart in the same run. Run `make be
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime as dt
-import json
 import math
 import os
 import statistics
@@ -30,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,16 +45,22 @@ from bench._util import (
     AUTO_ERA,
     LEGACY_ERA,
     VENV_BIN,
+    Call,
     Command,
     SetupError,
+    bench_main,
     child_pids,
     client,
     cpu_seconds,
+    direct_echo,
     everything_server,
+    log,
     machine,
+    ms,
     passthrough,
     quiver,
     real_servers,
+    rotated,
     summary,
     table,
     time_server,
@@ -95,15 +99,6 @@ class Mode:
 
 FULL = Mode(startup_reps=20, sequential_calls=600, throughput_rounds=8, calls_per_task=25)
 QUICK = Mode(startup_reps=4, sequential_calls=60, throughput_rounds=2, calls_per_task=10)
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def rotated(items: Sequence[str], turn: int) -> list[str]:
-    shift = turn % len(items)
-    return [*items[shift:], *items[:shift]]
 
 
 async def list_all_tools(session: Client) -> list[types.Tool]:
@@ -186,12 +181,6 @@ async def measure_startup(variants: dict[str, Command], reps: int, errlog: TextI
 
 
 # -- 4 + 5: calls ----------------------------------------------------------------------------
-
-Call = Callable[[str], Awaitable[types.CallToolResult]]
-
-
-def direct_echo(session: Client) -> Call:
-    return lambda message: session.call_tool("echo", {"message": message})
 
 
 def passthrough_echo(session: Client) -> Call:
@@ -485,9 +474,9 @@ def render(results: dict[str, Any]) -> str:
                 f"{s['p95']:.2f}",
                 f"{s['p50'] - latency[direct]['p50']:+.2f}",
                 f"{s['p95'] - latency[direct]['p95']:+.2f}",
-                _ms(s["cpu_ms_per_call"]),
+                ms(s["cpu_ms_per_call"]),
                 f"{rate['calls_per_s']:.0f}",
-                _ms(rate["cpu_ms_per_call"]),
+                ms(rate["cpu_ms_per_call"]),
             ]
         )
     headers = ["path (client era)", "downstream", "n", "p50", "p95", "Δp50", "Δp95", "cpu"]
@@ -498,22 +487,15 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def _ms(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f}"
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Quiver gateway overhead benchmark.")
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions: a smoke run under a minute")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
-    args = parser.parse_args(argv)
-    try:
-        results = anyio.run(run, QUICK if args.quick else FULL)
-    except SetupError as exc:
-        log(f"error: {exc}")
-        return 2
-    print(json.dumps(results, indent=2) if args.json else render(results))
-    return 0
+    return bench_main(
+        argv,
+        "Quiver gateway overhead benchmark.",
+        "fewer repetitions: a smoke run under a minute",
+        run,
+        (QUICK, FULL),
+        render,
+    )
 
 
 if __name__ == "__main__":

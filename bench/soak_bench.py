@@ -53,7 +53,9 @@ from bench._util import (
     SetupError,
     client,
     everything_server,
+    log,
     machine,
+    ms,
     percentile,
     table,
 )
@@ -85,10 +87,6 @@ class Mode:
 
 FULL = Mode(calls=10_000, rate=80.0, calm_calls=1_000)
 QUICK = Mode(calls=1_000, rate=40.0, calm_calls=200)
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # -- backends --------------------------------------------------------------------------------
@@ -683,13 +681,13 @@ def render(results: dict[str, Any]) -> str:
     out.append("\nLatency of successful calls (ms)")
     calm = results["calm"]
     rows = [
-        ["calm, direct", calm["direct"]["ok"], _ms(calm["direct"]["p50_ms"]), _ms(calm["direct"]["p99_ms"])],
-        ["calm, Quiver", calm["quiver"]["ok"], _ms(calm["quiver"]["p50_ms"]), _ms(calm["quiver"]["p99_ms"])],
+        ["calm, direct", calm["direct"]["ok"], ms(calm["direct"]["p50_ms"]), ms(calm["direct"]["p99_ms"])],
+        ["calm, Quiver", calm["quiver"]["ok"], ms(calm["quiver"]["p50_ms"]), ms(calm["quiver"]["p99_ms"])],
         [
             "under chaos, Quiver",
             chaos["latency_ok"]["ok"],
-            _ms(chaos["latency_ok"]["p50_ms"]),
-            _ms(chaos["latency_ok"]["p99_ms"]),
+            ms(chaos["latency_ok"]["p50_ms"]),
+            ms(chaos["latency_ok"]["p99_ms"]),
         ],
     ]
     out.append(table(["", "n", "p50", "p99"], rows))
@@ -721,10 +719,6 @@ def render(results: dict[str, Any]) -> str:
         out.append("\nFirst calls lost, wrong or unclear:")
         out.extend(f"  {json.dumps(item)}" for item in chaos["first_lost"])
     return "\n".join(out)
-
-
-def _ms(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:

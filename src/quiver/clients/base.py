@@ -21,13 +21,13 @@ from typing import Any, ClassVar, Literal
 from pydantic import TypeAdapter, ValidationError
 
 from quiver.config.models import (
-    BACKEND_KINDS,
     AnyBackendConfig,
     BackendConfig,
     HttpBackendConfig,
     McpBackendConfig,
     SseBackendConfig,
     StdioBackendConfig,
+    error_location,
 )
 from quiver.errors import QuiverError
 
@@ -154,10 +154,7 @@ def backend_from(data: dict[str, Any], env: Env) -> McpBackendConfig:
         backend = _BACKEND.validate_python(data)
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
-        parts = list(error["loc"])
-        if parts and parts[0] in BACKEND_KINDS:
-            del parts[0]  # the union's tag, not a key of the entry
-        where = ".".join(str(part) for part in parts)
+        where = error_location(error["loc"], tag_at=0)
         raise Unsupported(f"{where or 'entry'}: {error['msg'].removeprefix('Value error, ')}") from None
     if not isinstance(backend, StdioBackendConfig | HttpBackendConfig | SseBackendConfig):
         raise Unsupported(f"type '{backend.type}' is not an MCP server a client can run")

@@ -21,7 +21,6 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from quiver.config.models import (
-    BACKEND_KINDS,
     BackendBase,
     GatewaySettings,
     HttpBackendConfig,
@@ -31,6 +30,7 @@ from quiver.config.models import (
     RestBackendConfig,
     SseBackendConfig,
     StdioBackendConfig,
+    error_location,
 )
 from quiver.config.policy import AuthConfig, Limits, OAuthConfig, PolicyConfig, RateLimit, Redaction, Role, Scanning
 from quiver.errors import ConfigError
@@ -244,10 +244,8 @@ def _known_keys() -> list[str]:
 def _format_validation(exc: ValidationError, path: Path) -> str:
     lines = []
     for error in exc.errors(include_url=False):
-        parts = list(error["loc"])
-        if len(parts) > 2 and parts[0] == "backends" and parts[2] in BACKEND_KINDS:
-            del parts[2]  # the union's tag, not a key of the file
-        loc = ".".join(str(part) for part in parts)
+        # Under `backends.NAME` pydantic adds the union's tag: not a key the file has.
+        loc = error_location(error["loc"], tag_at=2 if error["loc"][:1] == ("backends",) else -1)
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key"

@@ -12,6 +12,7 @@ import importlib.machinery
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -207,6 +208,15 @@ AnyBackendConfig = McpBackendConfig | RestBackendConfig | PluginBackendConfig
 
 BACKEND_KINDS = ("stdio", "http", "sse", "rest", "plugin")
 """The tags of the backend union, which pydantic puts into the location of a validation error."""
+
+
+def error_location(loc: Sequence[str | int], *, tag_at: int) -> str:
+    """A validation error's location as the file spells it: the union's tag (at `tag_at`) left out."""
+    parts = list(loc)
+    if len(parts) > tag_at and parts[tag_at] in BACKEND_KINDS:
+        del parts[tag_at]
+    return ".".join(str(part) for part in parts)
+
 
 BackendConfig = Annotated[
     Annotated[StdioBackendConfig, Tag("stdio")]
