@@ -30,7 +30,6 @@ from quiver.backends.supervisor import (
     Supervisor,
 )
 from quiver.catalog import NOT_INSTALLED, Card, Catalog, CatalogStore, ToolEntry, summarize
-from quiver.catalog.validation import problems
 from quiver.config.models import AnyBackendConfig, QuiverConfig
 from quiver.config.policy import PolicyConfig
 from quiver.errors import (
@@ -523,7 +522,7 @@ class Gateway:
         return schema if isinstance(schema, dict) else {}
 
     def _validate(self, entry: ToolEntry, arguments: Mapping[str, Any]) -> None:
-        found = problems(entry.validator(), entry.tool.input_schema, arguments)
+        found = entry.validator().problems(arguments)
         if found:
             raise InvalidArgumentsError(entry.key, found)
 

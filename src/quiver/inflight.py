@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any
 
 import anyio
@@ -45,25 +44,9 @@ class InFlight:
     def __len__(self) -> int:
         return len(self._calls)
 
-    @contextmanager
-    def track(self, tool_id: str, principal: str) -> Iterator[InFlightCall]:
+    def track(self, tool_id: str, principal: str) -> _Tracked:
         """Run a call under a scope an operator can cancel; an operator's cancel becomes a clear error."""
-        call = InFlightCall(secrets.token_hex(4), tool_id, principal, time.time())
-        self._calls[call.id] = call
-        if len(self._calls) == 1:
-            self._quiet = anyio.Event()
-        try:
-            with call.scope:
-                yield call
-            if call.scope.cancelled_caught:
-                raise CallCancelledError(
-                    f"the call to '{tool_id}' was cancelled by {call.cancelled_by or 'an operator'}",
-                    hint="call it again if it is still needed",
-                )
-        finally:
-            del self._calls[call.id]
-            if not self._calls:
-                self._quiet.set()
+        return _Tracked(self, InFlightCall(secrets.token_hex(4), tool_id, principal, time.time()))
 
     def list(self) -> list[dict[str, Any]]:
         return [call.summary() for call in sorted(self._calls.values(), key=lambda c: c.started)]
@@ -78,3 +61,38 @@ class InFlight:
 
     async def wait_quiet(self) -> None:
         await self._quiet.wait()
+
+
+class _Tracked:
+    """`with in_flight.track(...)`: the call is listed (and cancellable) while the block runs."""
+
+    __slots__ = ("_call", "_flight")
+
+    def __init__(self, flight: InFlight, call: InFlightCall) -> None:
+        self._flight = flight
+        self._call = call
+
+    def __enter__(self) -> InFlightCall:
+        calls, call = self._flight._calls, self._call
+        calls[call.id] = call
+        if len(calls) == 1:
+            self._flight._quiet = anyio.Event()
+        call.scope.__enter__()
+        return call
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        flight, call = self._flight, self._call
+        try:
+            swallowed = call.scope.__exit__(exc_type, exc, tb)
+        finally:
+            del flight._calls[call.id]
+            if not flight._calls:
+                flight._quiet.set()
+        if call.scope.cancelled_caught:
+            raise CallCancelledError(
+                f"the call to '{call.tool_id}' was cancelled by {call.cancelled_by or 'an operator'}",
+                hint="call it again if it is still needed",
+            )
+        return bool(swallowed)

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from quiver.catalog.validation import compile_validator, problems
+from quiver.catalog.validation import compile_validator
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -15,7 +15,7 @@ SCHEMA: dict[str, Any] = {
 
 
 def check(arguments: dict[str, Any], schema: dict[str, Any] = SCHEMA) -> list[str]:
-    return problems(compile_validator(schema), schema, arguments)
+    return compile_validator(schema).problems(arguments)
 
 
 def test_valid_arguments_have_no_problems() -> None:
@@ -44,3 +44,29 @@ def test_misspelt_required_argument_is_pointed_out() -> None:
 def test_invalid_downstream_schema_accepts_everything() -> None:
     broken = {"type": "object", "properties": {"x": {"type": "no-such-type"}}}
     assert check({"x": 1}, broken) == []
+
+
+def test_remote_references_are_never_fetched() -> None:
+    # A downstream schema is untrusted: a `$ref` to a URL must not make the gateway fetch it.
+    schema = {"type": "object", "properties": {"x": {"$ref": "http://127.0.0.1:9/x.json"}}, "required": ["x"]}
+    assert check({"x": 1}, schema) == []
+    assert check({}, schema) == ["argument 'x' is required"]
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        SCHEMA,
+        {"type": "object", "properties": {"tags": {"type": "array", "items": {"type": "string"}, "maxItems": 2}}},
+        {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object", "properties": {"n": {"enum": [1, 2]}}},
+    ],
+)
+@pytest.mark.parametrize(
+    "arguments",
+    [{}, {"message": "hi"}, {"message": 1}, {"tags": ["a"]}, {"tags": ["a", "b", "c"]}, {"tags": [1]}, {"n": 3}],
+)
+def test_fast_check_agrees_with_the_full_one(schema: dict[str, Any], arguments: dict[str, Any]) -> None:
+    import jsonschema
+
+    expected = not list(jsonschema.validators.validator_for(schema)(schema).iter_errors(arguments))
+    assert (check(arguments, schema) == []) is expected

@@ -394,7 +394,8 @@ class ManagedBackend:
             raise self._paused()
         settled = False
         try:
-            async with self._slot():
+            await self._take_slot()
+            try:
                 backend = await self.ensure_running()
                 self.in_flight += 1
                 if self.in_flight == 1:
@@ -429,6 +430,8 @@ class ManagedBackend:
                     self.last_used = time.monotonic()
                     if self.in_flight == 0:
                         self._quiet.set()
+            finally:
+                self._slots.release()
         finally:
             if not settled:
                 self.breaker.release()
@@ -462,9 +465,8 @@ class ManagedBackend:
             error=getattr(root_cause(exc), "error", None),
         )
 
-    @contextlib.asynccontextmanager
-    async def _slot(self) -> Any:
-        """A place among the backend's concurrent requests; 'busy' when too many already wait."""
+    async def _take_slot(self) -> None:
+        """A place among the backend's concurrent requests (give it back to `_slots`); 'busy' when too many wait."""
         slots = self._slots
         try:
             slots.acquire_nowait()
@@ -479,10 +481,6 @@ class ManagedBackend:
                 await slots.acquire()
             finally:
                 self._waiting -= 1
-        try:
-            yield
-        finally:
-            slots.release()
 
     def status(self) -> BackendStatus:
         now = time.monotonic()

@@ -68,6 +68,7 @@ class McpBackend(Backend):
         self._call_ids = itertools.count()
         self._subscriptions: set[str] = set()
         self._subscriptions_changed = anyio.Event()
+        self._dumped: tuple[types.ClientCapabilities, dict[str, Any]] | None = None
 
     @asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
@@ -143,11 +144,11 @@ class McpBackend(Backend):
                     progress_callback=progress,
                     input_responses=upstream.round.responses,
                     request_state=upstream.round.state,
-                    meta=_caller_meta(upstream),
+                    meta=self._caller_meta(upstream),
                     allow_input_required=True,
                 )
             return await client.call_tool(
-                name, dict(arguments), progress_callback=progress, meta=_caller_meta(upstream)
+                name, dict(arguments), progress_callback=progress, meta=self._caller_meta(upstream)
             )
 
     async def read_resource(
@@ -162,10 +163,10 @@ class McpBackend(Backend):
                     uri,
                     input_responses=upstream.round.responses,
                     request_state=upstream.round.state,
-                    meta=_caller_meta(upstream),
+                    meta=self._caller_meta(upstream),
                     allow_input_required=True,
                 )
-            return await client.read_resource(uri, cache_mode="bypass", meta=_caller_meta(upstream))
+            return await client.read_resource(uri, cache_mode="bypass", meta=self._caller_meta(upstream))
 
     async def get_prompt(
         self, name: str, arguments: Mapping[str, str] | None, *, upstream: Upstream | None = None
@@ -181,10 +182,10 @@ class McpBackend(Backend):
                     args,
                     input_responses=upstream.round.responses,
                     request_state=upstream.round.state,
-                    meta=_caller_meta(upstream),
+                    meta=self._caller_meta(upstream),
                     allow_input_required=True,
                 )
-            return await client.get_prompt(name, args, meta=_caller_meta(upstream))
+            return await client.get_prompt(name, args, meta=self._caller_meta(upstream))
 
     def _passes_rounds(self, upstream: Upstream | None) -> bool:
         """A 2026-07-28 caller and a 2026-07-28 server: input requests travel through unchanged."""
@@ -331,6 +332,18 @@ class McpBackend(Backend):
 
     # -- connection -----------------------------------------------------------------------------
 
+    def _caller_meta(self, upstream: Upstream | None) -> Any:
+        """Request `_meta` naming the caller's own capabilities (applied by `watch_transport`).
+
+        Only a 2026-07-28 connection carries capabilities per request; a handshake-era backend
+        learnt the gateway's at `initialize`."""
+        if upstream is None or upstream.capabilities is None or not self._modern:
+            return None
+        capabilities = upstream.capabilities
+        if self._dumped is None or self._dumped[0] is not capabilities:  # one dump per caller session
+            self._dumped = (capabilities, capabilities.model_dump(by_alias=True, mode="json", exclude_none=True))
+        return {CALLER_CAPABILITIES_KEY: self._dumped[1]}
+
     @property
     def _modern(self) -> bool:
         from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -430,13 +443,6 @@ class _Serving:
             return
         self._backend._calls.pop(self._key, None)
         current_upstream.reset(self._token)
-
-
-def _caller_meta(upstream: Upstream | None) -> Any:
-    """Request `_meta` naming the caller's own capabilities (applied by `watch_transport`)."""
-    if upstream is None or upstream.capabilities is None:
-        return None
-    return {CALLER_CAPABILITIES_KEY: upstream.capabilities.model_dump(by_alias=True, mode="json", exclude_none=True)}
 
 
 async def _all_pages(fetch: Any, attribute: str) -> list[Any]:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
 
 from quiver.ids import ToolId
+
+if TYPE_CHECKING:
+    from quiver.catalog.validation import ArgumentValidator
 
 SUMMARY_CHARS = 90
 NOT_INSTALLED = "not installed"
@@ -76,7 +79,7 @@ class ToolEntry:
 
     id: ToolId
     tool: types.Tool
-    _validator: Any = field(default=None, repr=False)
+    _validator: ArgumentValidator | None = field(default=None, repr=False)
 
     @property
     def backend(self) -> str:
@@ -111,7 +114,7 @@ class ToolEntry:
             destructive=self.destructive,
         )
 
-    def validator(self) -> Any:
+    def validator(self) -> ArgumentValidator:
         """A compiled JSON-schema validator for the tool's input, built once on first use."""
         if self._validator is None:
             from quiver.catalog.validation import compile_validator

@@ -1,7 +1,8 @@
 """Checking call arguments against a tool's input schema before anything is sent.
 
-Validators are compiled once per tool. A downstream schema that is itself invalid is not the
-caller's fault: such a tool gets a validator that accepts everything (the backend judges).
+Validators are compiled once per tool, on its first call. A downstream schema that is itself
+invalid is not the caller's fault: such a tool gets a validator that accepts everything (the
+backend judges).
 """
 
 from __future__ import annotations
@@ -21,21 +22,73 @@ class _AcceptAll:
         return []
 
 
-def compile_validator(schema: Mapping[str, Any]) -> Any:
+class ArgumentValidator:
+    """Checks call arguments against one tool's input schema.
+
+    A call's arguments are checked by `jsonschema-rs` (compiled Rust, well under a microsecond
+    for a typical tool), and only arguments it rejects go through the `jsonschema` package,
+    whose errors say what is wrong. Arguments either of them accepts pass: where the two differ
+    (regular-expression dialects, say), the backend has the last word.
+    """
+
+    def __init__(self, schema: Mapping[str, Any]) -> None:
+        self.schema = schema
+        self._fast = _fast_validator(schema)
+        self._full: Any = None
+
+    def problems(self, arguments: Mapping[str, Any]) -> list[str]:
+        """What is wrong with `arguments`, one phrase each; empty when they are fine."""
+        if self._fast is not None and self._fast.is_valid(arguments):
+            return []
+        if self._full is None:
+            self._full = _full_validator(self.schema)
+        return _problems(self._full, self.schema, arguments)
+
+
+def compile_validator(schema: Mapping[str, Any]) -> ArgumentValidator:
+    return ArgumentValidator(schema)
+
+
+def _refuse_remote(uri: str) -> Any:
+    raise ValueError(f"remote schema references are not fetched ({uri})")
+
+
+def _fast_validator(schema: Mapping[str, Any]) -> Any:
+    import jsonschema_rs
+
+    try:
+        return jsonschema_rs.validator_for(dict(schema), validate_formats=False, retriever=_refuse_remote)
+    except (jsonschema_rs.ValidationError, TypeError, ValueError):
+        return None  # the full validator judges the schema (and says so)
+
+
+def _full_validator(schema: Mapping[str, Any]) -> Any:
     import jsonschema
+    import referencing
     from jsonschema.exceptions import SchemaError
 
     try:
         cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
         cls.check_schema(dict(schema))
-        return cls(schema, format_checker=None)
+        # A downstream schema is untrusted: its remote `$ref`s are never fetched.
+        registry = referencing.Registry(retrieve=_refuse_remote)  # type: ignore[call-arg]  # attrs alias
+        return cls(schema, format_checker=None, registry=registry)
     except (SchemaError, TypeError, ValueError) as exc:
         logger.warning("tool input schema is not valid JSON schema; arguments are passed unchecked: %s", exc)
         return _AcceptAll()
 
 
-def problems(validator: Any, schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> list[str]:
-    """What is wrong with `arguments`, one phrase each; empty when they are fine."""
+def _problems(validator: Any, schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> list[str]:
+    from referencing.exceptions import Unresolvable
+
+    try:
+        return _collect(validator, schema, arguments)
+    except Unresolvable as exc:  # a `$ref` to somewhere else: the backend judges
+        logger.debug("arguments passed unchecked: %s", exc)
+        return []
+
+
+def _collect(validator: Any, schema: Mapping[str, Any], arguments: Mapping[str, Any]) -> list[str]:
     found: list[str] = []
     for error in validator.iter_errors(arguments):
         path = "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")

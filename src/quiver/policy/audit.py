@@ -14,7 +14,8 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +65,17 @@ class AuditRecord:
 
 
 def digest(arguments: Mapping[str, Any]) -> str:
-    canonical = json.dumps(arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+    return fingerprint(arguments)[0]
+
+
+def fingerprint(arguments: Mapping[str, Any]) -> tuple[str, int]:
+    """The arguments' digest, and their size in bytes as compact JSON."""
+    canonical = json.dumps(arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+    return hashlib.sha256(canonical).hexdigest()[:32], len(canonical)
+
+
+_COLUMNS = tuple(field.name for field in fields(AuditRecord))
+_row_values = attrgetter(*_COLUMNS)
 
 
 class AuditLog:
@@ -127,10 +137,8 @@ class AuditLog:
         connection = self._connect()
         with connection:
             connection.executemany(
-                "INSERT INTO calls (ts, principal, role, tool, args_digest, duration_ms, outcome, error_code,"
-                " bytes_in, bytes_out, policy) VALUES (:ts, :principal, :role, :tool, :args_digest, :duration_ms,"
-                " :outcome, :error_code, :bytes_in, :bytes_out, :policy)",
-                [asdict(record) for record in batch],
+                f"INSERT INTO calls ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+                map(_row_values, batch),
             )
 
 

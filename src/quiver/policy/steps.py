@@ -10,7 +10,7 @@ import anyio
 import mcp_types as types
 
 from quiver.errors import QuiverError
-from quiver.policy.audit import AuditLog, AuditRecord, digest
+from quiver.policy.audit import AuditLog, AuditRecord, fingerprint
 from quiver.policy.limits import Continuations, cap_result
 from quiver.policy.pipeline import CallNext, CallRequest, Result
 from quiver.policy.ratelimit import RateLimitedError, RateLimiter
@@ -44,17 +44,18 @@ class AuditStep:
             outcome = "cancelled"
             raise
         finally:
+            args_digest, bytes_in = fingerprint(request.arguments)
             self.log.record(
                 AuditRecord(
                     ts=time.time(),
                     principal=request.principal.name,
                     role=request.view.role,
                     tool=request.tool_id,
-                    args_digest=digest(request.arguments),
+                    args_digest=args_digest,
                     duration_ms=(time.perf_counter() - started) * 1000,
                     outcome=outcome,
                     error_code=code,
-                    bytes_in=len(json.dumps(request.arguments, default=str)),
+                    bytes_in=bytes_in,
                     bytes_out=result_bytes(result),
                     policy=json.dumps(request.actions) if request.actions else None,
                 )

@@ -52,16 +52,19 @@ class _Question:
 
 
 class PendingCall:
-    """A call running on behalf of a 2026-07-28 client, across its request rounds."""
+    """A call running on behalf of a 2026-07-28 client, across its request rounds.
 
-    def __init__(self, key: str, caller: Caller, round: InputRound) -> None:
-        self.key = key
+    It gets a key (and a place among the parked calls) only when it parks: most calls never
+    ask anything and finish within their first round."""
+
+    def __init__(self, caller: Caller, round: InputRound) -> None:
+        self.key: str | None = None
         self.caller = caller
         self.round = round
         self.touched = time.monotonic()
         self._questions: dict[str, _Question] = {}
-        self._asked = anyio.Event()
-        self._finished = anyio.Event()
+        self._wake = anyio.Event()  # set when the call finishes or asks something
+        self._done = False
         self._result: types.Result | None = None
         self._error: BaseException | None = None
         self._ids = itertools.count(1)
@@ -73,12 +76,13 @@ class PendingCall:
                 self._result = await dispatch(_ParkedUpstream(self))
             except Exception as exc:
                 self._error = exc
-        self._finished.set()
+        self._done = True
+        self._wake.set()
 
     async def ask(self, request: types.ServerRequest, result_type: type[Any]) -> Any:
         question = _Question(request, result_type)
         self._questions[f"q{next(self._ids)}"] = question
-        self._asked.set()
+        self._wake.set()
         await question.answer.wait()
         return question.response
 
@@ -92,31 +96,29 @@ class PendingCall:
         for question in self._questions.values():
             question.answer.set()
         self._questions.clear()
-        self._asked = anyio.Event()
+        if not self._done:
+            self._wake = anyio.Event()
         return None
 
-    async def next(self) -> tuple[types.Result, bool]:
-        """Wait for the result, or for questions to put to the client (then True: the call is parked)."""
-        async with anyio.create_task_group() as tg:
-
-            async def until(event: anyio.Event) -> None:
-                await event.wait()
-                tg.cancel_scope.cancel()
-
-            tg.start_soon(until, self._finished)
-            tg.start_soon(until, self._asked)
-        if not self._finished.is_set():
+    async def next(self) -> types.Result | None:
+        """Wait for the result, or for questions to put to the client (then None: the call parks)."""
+        await self._wake.wait()
+        if not self._done:
             await anyio.sleep(_GATHER)  # concurrent questions of the same call travel together
-        if self._finished.is_set() and not self._questions:
+        if self._done and not self._questions:
             if self._error is not None:
                 raise self._error
             assert self._result is not None
-            return self._result, False
-        parked = types.InputRequiredResult(
+            return self._result
+        return None
+
+    def parked(self) -> types.InputRequiredResult:
+        """The questions asked so far, for the client to answer under this call's key."""
+        assert self.key is not None
+        return types.InputRequiredResult(
             input_requests={key: q.request for key, q in self._questions.items()},  # type: ignore[misc]
             request_state=_PARKED + self.key,
         )
-        return parked, True
 
 
 @dataclass(frozen=True)
@@ -193,22 +195,28 @@ class PendingCalls:
                 raise MCPError(code=error.code, message=error.message)
         else:
             downstream = request_state.removeprefix(_DOWNSTREAM) if request_state is not None else None
-            call = PendingCall(secrets.token_urlsafe(16), caller, InputRound(responses, downstream or None))
+            call = PendingCall(caller, InputRound(responses, downstream or None))
             if self._tg is None:  # not serving parked calls: this request is all the call gets
                 return _marked(await dispatch(_ParkedUpstream(call)))
-            self._calls[call.key] = call
             self._tg.start_soon(call.run, dispatch)
         try:
-            result, parked = await call.next()
+            result = await call.next()
         except BaseException:
             # The client gave up on this round (or it failed): the call it was waiting for goes too.
             call.scope.cancel()
-            self._calls.pop(call.key, None)
+            self._forget(call)
             raise
-        if parked:
-            return result
-        self._calls.pop(call.key, None)
+        if result is None:
+            if call.key is None:
+                call.key = secrets.token_urlsafe(16)
+                self._calls[call.key] = call
+            return call.parked()
+        self._forget(call)
         return _marked(result)
+
+    def _forget(self, call: PendingCall) -> None:
+        if call.key is not None:
+            self._calls.pop(call.key, None)
 
 
 def _marked(result: types.Result) -> types.Result:
