@@ -38,8 +38,7 @@ class InFlightCall:
 class InFlight:
     def __init__(self) -> None:
         self._calls: dict[str, InFlightCall] = {}
-        self._quiet = anyio.Event()  # set while nothing is in flight
-        self._quiet.set()
+        self._quiet: anyio.Event | None = None  # made by a waiter while calls are in flight
 
     def __len__(self) -> int:
         return len(self._calls)
@@ -60,7 +59,10 @@ class InFlight:
         return True
 
     async def wait_quiet(self) -> None:
-        await self._quiet.wait()
+        while self._calls:
+            if self._quiet is None:
+                self._quiet = anyio.Event()
+            await self._quiet.wait()
 
 
 class _Tracked:
@@ -75,8 +77,6 @@ class _Tracked:
     def __enter__(self) -> InFlightCall:
         calls, call = self._flight._calls, self._call
         calls[call.id] = call
-        if len(calls) == 1:
-            self._flight._quiet = anyio.Event()
         call.scope.__enter__()
         return call
 
@@ -88,8 +88,9 @@ class _Tracked:
             swallowed = call.scope.__exit__(exc_type, exc, tb)
         finally:
             del flight._calls[call.id]
-            if not flight._calls:
+            if not flight._calls and flight._quiet is not None:
                 flight._quiet.set()
+                flight._quiet = None
         if call.scope.cancelled_caught:
             raise CallCancelledError(
                 f"the call to '{call.tool_id}' was cancelled by {call.cancelled_by or 'an operator'}",

@@ -20,9 +20,6 @@ from typing import TYPE_CHECKING
 
 import anyio
 import mcp_types as types
-from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
-from prometheus_client.exposition import choose_encoder
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -33,6 +30,9 @@ from quiver.errors import QuiverError, sole_error
 from quiver.ids import ToolId
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+
     from quiver.catalog import Catalog
     from quiver.gateway import Gateway
 
@@ -134,10 +134,12 @@ class Metrics:
     The hooks keep plain numbers that the registry turns into metrics when scraped: a hook is a
     dict lookup and a few additions (prometheus-client's own metric objects take a lock per
     update, several times the cost). Like the rest of the gateway's state, they are meant to be
-    called from the event loop's thread."""
+    called from the event loop's thread. The registry (and prometheus-client with it) is built
+    on the first scrape, so a gateway nobody scrapes does not load it."""
 
     def __init__(self, *, max_tools: int = MAX_TOOLS_PER_BACKEND, process: bool = True) -> None:
-        self.registry = CollectorRegistry()
+        self._registry: CollectorRegistry | None = None
+        self._process = process
         self.max_tools = max_tools
         self._series: dict[tuple[str, str, str], _CallSeries] = {}  # by label values
         self._memo: dict[tuple[str, str, str], _CallSeries] = {}  # by (backend, tool name, outcome)
@@ -148,11 +150,21 @@ class Metrics:
         self._labelled: dict[str, set[str]] = {}  # per backend, the tools that have a label of their own
         self._known: Callable[[str, str], bool] | None = None
         self._collector: _GatewayCollector | None = None
-        self.registry.register(_CallCollector(self))
-        if process:
-            ProcessCollector(registry=self.registry)
-            PlatformCollector(registry=self.registry)
-            GCCollector(registry=self.registry)
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        if self._registry is None:
+            from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+
+            registry = self._registry = CollectorRegistry()
+            registry.register(_CallCollector(self))
+            if self._process:
+                ProcessCollector(registry=registry)
+                PlatformCollector(registry=registry)
+                GCCollector(registry=registry)
+            if self._collector is not None:
+                registry.register(self._collector)
+        return self._registry
 
     # -- hooks on the call path ----------------------------------------------------------------
 
@@ -212,10 +224,11 @@ class Metrics:
         """Report this gateway's backends and catalog at scrape time; tool labels follow its catalog."""
         catalog = gateway.catalog
         self._known = lambda backend, tool: catalog.get(str(ToolId(backend, tool))) is not None
-        if self._collector is not None:
-            self.registry.unregister(self._collector)
+        if self._collector is not None and self._registry is not None:
+            self._registry.unregister(self._collector)
         self._collector = _GatewayCollector(gateway)
-        self.registry.register(self._collector)
+        if self._registry is not None:
+            self._registry.register(self._collector)
 
 
 class _CallCollector:
@@ -246,6 +259,8 @@ class _CallCollector:
     ) -> tuple[
         CounterMetricFamily, CounterMetricFamily, HistogramMetricFamily, GaugeMetricFamily, HistogramMetricFamily
     ]:
+        from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
         return (
             CounterMetricFamily(
                 "quiver_calls", "Downstream tool calls by outcome.", labels=["backend", "tool", "outcome"]
@@ -310,7 +325,9 @@ class CallTimer:
 
 _BREAKER_VALUES = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 # state, restarts, breaker, catalog tools, tokens saved
-_Families = tuple[GaugeMetricFamily, CounterMetricFamily, GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]
+_Families = tuple[
+    "GaugeMetricFamily", "CounterMetricFamily", "GaugeMetricFamily", "GaugeMetricFamily", "GaugeMetricFamily"
+]
 
 
 class _GatewayCollector:
@@ -339,6 +356,8 @@ class _GatewayCollector:
         return [state, restarts, breaker, tools, saved]
 
     def _families(self) -> _Families:
+        from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily
+
         return (
             GaugeMetricFamily(
                 "quiver_backend_state",
@@ -388,6 +407,8 @@ class MetricsEndpoint:
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from prometheus_client.exposition import choose_encoder
+
         encode, content_type = choose_encoder(Request(scope).headers.get("accept", ""))
         response = Response(encode(self.metrics.registry), headers={"Content-Type": content_type})
         await response(scope, receive, send)

@@ -107,8 +107,7 @@ class ManagedBackend:
         self._stop = anyio.Event()
         self._done = anyio.Event()
         self._done.set()
-        self._quiet = anyio.Event()  # set while no request is in flight
-        self._quiet.set()
+        self._quiet: anyio.Event | None = None  # made by a waiter while requests are in flight
         self._lock = anyio.Lock()
         self.configure(config, settings)
 
@@ -295,7 +294,10 @@ class ManagedBackend:
     async def retire(self, drain_timeout: float) -> None:
         """Stop after the requests in flight finish (or the drain timeout passes)."""
         with anyio.move_on_after(drain_timeout):
-            await self._quiet.wait()
+            while self.in_flight:
+                if self._quiet is None:
+                    self._quiet = anyio.Event()
+                await self._quiet.wait()
         await self.stop()
 
     def idle_for(self, now: float) -> float:
@@ -398,8 +400,6 @@ class ManagedBackend:
             try:
                 backend = await self.ensure_running()
                 self.in_flight += 1
-                if self.in_flight == 1:
-                    self._quiet = anyio.Event()
                 try:
                     with deadline.scope():
                         result = await request(backend)
@@ -428,8 +428,9 @@ class ManagedBackend:
                 finally:
                     self.in_flight -= 1
                     self.last_used = time.monotonic()
-                    if self.in_flight == 0:
+                    if self.in_flight == 0 and self._quiet is not None:
                         self._quiet.set()
+                        self._quiet = None
             finally:
                 self._slots.release()
         finally:
