@@ -450,3 +450,19 @@ def test_no_input_makes_a_rule_slow(redactor: Redactor, unit: str) -> None:
     # Not a speed test (bench/redaction_bench.py measures that): a backtracking rule takes minutes
     # on this input, a linear one milliseconds, so even a loaded machine stays far inside the bound.
     assert time.perf_counter() - started < 5
+
+
+def test_the_one_search_screen_finds_what_the_rules_find() -> None:
+    """A short text is cleared by one combined search; it must never clear what a rule would mask."""
+    screened = Redactor(patterns=[r"ACME-[0-9]{6}", r"^internal: (?P<secret>\w+)$"])
+    unscreened = Redactor(patterns=[r"ACME-[0-9]{6}", r"^internal: (?P<secret>\w+)$"])
+    unscreened._screen = None
+    samples = [text for _, text, _ in POSITIVES] + [text for _, text in NEGATIVES]
+    samples += ["ticket ACME-123456", "x\ninternal: codeword\ny", "İSTANBUL PASSWORD=hunter22", "plain words"]
+    for text in samples:
+        assert screened.redact_text(text) == unscreened.redact_text(text), text
+
+
+def test_a_pattern_with_a_back_reference_is_searched_on_its_own() -> None:
+    redactor = Redactor(patterns=[r"(\w)\1{5}"])
+    assert redactor.redact_text("id aaaaaa end") == ("id [REDACTED:pattern-1] end", 1)

@@ -238,6 +238,7 @@ class Redactor:
         custom = [_compile(f"pattern-{n}", regex) for n, regex in enumerate(compile_patterns(patterns), 1)]
         self._rules: tuple[_Compiled, ...] = (*(_BUILTIN if builtin else ()), *custom)
         self._folds = any(rule.folded for rule in self._rules)
+        self._screen = _Screen.of(self._rules)
         self._secrets = _secret_forms(secrets)
         self._key_context = builtin
 
@@ -310,6 +311,8 @@ class Redactor:
                 start = text.find(secret, start + len(secret))
         lowered = text.lower() if self._folds else text
         same_length = len(lowered) == len(text)
+        if self._screen is not None and self._screen.clean(text, lowered, same_length):
+            return _merge(found)
         for precedence, rule in enumerate(self._rules, 1):
             if not rule.folded:
                 regex, subject = rule.regex, text
@@ -343,6 +346,66 @@ class Redactor:
             return found, total
         results = iter(found)
         return [mask("secret-assignment") if index in wholes else next(results) for index in range(len(strings))], total
+
+
+@dataclass(frozen=True, slots=True)
+class _Screen:
+    """Every rule in one regex per kind of subject, to clear a short text in one search.
+
+    Each rule's pattern starts with a literal the regex engine jumps between, which makes one
+    search per rule fast on long texts; on short ones (most tool results) the cost is the number
+    of searches, so a text that no alternative matches is known clean after one search each of
+    the text and its lowercase form. A text the screen does not clear is searched rule by rule.
+    """
+
+    plain: re.Pattern[str] | None  # rules searched in the text itself
+    folded: re.Pattern[str] | None  # folded rules, searched in the lowercased text
+    unfolded: re.Pattern[str] | None  # folded rules, case-insensitive, for texts whose lowercase has another length
+
+    @classmethod
+    def of(cls, rules: Sequence[_Compiled]) -> _Screen | None:
+        try:
+            return cls(
+                _alternatives([rule.regex for rule in rules if not rule.folded]),
+                _alternatives([rule.regex for rule in rules if rule.folded]),
+                _alternatives([rule.unfolded or rule.regex for rule in rules if rule.folded]),
+            )
+        except (re.error, ValueError):  # a configured pattern that cannot share a regex: search rule by rule
+            return None
+
+    def clean(self, text: str, lowered: str, same_length: bool) -> bool:
+        if len(text) > _SCREEN_MAX:
+            return False
+        if self.plain is not None and self.plain.search(text):
+            return False
+        folded, subject = (self.folded, lowered) if same_length else (self.unfolded, text)
+        return folded is None or not folded.search(subject)
+
+
+# Longer texts are searched rule by rule, where each rule's leading literal pays off.
+_SCREEN_MAX = 4096
+_NAMED_GROUP = re.compile(r"\(\?P<\w+>")
+_BACKREFERENCE = re.compile(r"\(\?P=|\\[1-9]")
+
+
+def _alternatives(regexes: Sequence[re.Pattern[str]]) -> re.Pattern[str] | None:
+    """One regex matching where any of `regexes` matches (their flags scoped to each)."""
+    if not regexes:
+        return None
+    parts = []
+    for regex in regexes:
+        if _BACKREFERENCE.search(regex.pattern):
+            raise ValueError("a back-reference does not survive renumbered groups")
+        flags = "".join(letter for flag, letter in _SCOPED_FLAGS if regex.flags & flag)
+        parts.append(
+            f"(?{flags}:{_NAMED_GROUP.sub('(?:', regex.pattern)})"
+            if flags
+            else f"(?:{_NAMED_GROUP.sub('(?:', regex.pattern)})"
+        )
+    return re.compile("|".join(parts))
+
+
+_SCOPED_FLAGS = ((re.IGNORECASE, "i"), (re.MULTILINE, "m"), (re.DOTALL, "s"), (re.VERBOSE, "x"))
 
 
 def _secret_spans(match: re.Match[str], groups: tuple[int, ...], lead: int) -> Iterator[tuple[int, int]]:
