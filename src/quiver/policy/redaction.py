@@ -191,7 +191,17 @@ def _compile(name: str, regex: re.Pattern[str], folded: bool = False, lead: int 
     return _Compiled(name, regex, folded, unfolded, groups, lead)
 
 
-_BUILTIN = tuple(_compile(rule.name, re.compile(rule.pattern), rule.folded, rule.lead) for rule in BUILTIN_RULES)
+@functools.cache
+def _builtin() -> tuple[_Compiled, ...]:
+    """The built-in rules compiled (some 10 ms: done on first use, not at start-up)."""
+    return tuple(_compile(rule.name, re.compile(rule.pattern), rule.folded, rule.lead) for rule in BUILTIN_RULES)
+
+
+@dataclass(frozen=True, slots=True)
+class _Matcher:
+    rules: tuple[_Compiled, ...]
+    folds: bool  # whether any rule searches the lowercased text
+    screen: _Screen | None
 
 
 def compile_patterns(patterns: Sequence[str]) -> list[re.Pattern[str]]:
@@ -235,12 +245,15 @@ class Redactor:
     """Finds and masks secrets; cheap to call on every result. Immutable once built."""
 
     def __init__(self, *, patterns: Sequence[str] = (), builtin: bool = True, secrets: Iterable[str] = ()) -> None:
-        custom = [_compile(f"pattern-{n}", regex) for n, regex in enumerate(compile_patterns(patterns), 1)]
-        self._rules: tuple[_Compiled, ...] = (*(_BUILTIN if builtin else ()), *custom)
-        self._folds = any(rule.folded for rule in self._rules)
-        self._screen = _Screen.of(self._rules)
+        self._custom = tuple(_compile(f"pattern-{n}", regex) for n, regex in enumerate(compile_patterns(patterns), 1))
+        self._builtin = builtin
         self._secrets = _secret_forms(secrets)
         self._key_context = builtin
+
+    @functools.cached_property
+    def _matcher(self) -> _Matcher:
+        rules = (*(_builtin() if self._builtin else ()), *self._custom)
+        return _Matcher(rules, any(rule.folded for rule in rules), _Screen.of(rules))
 
     @classmethod
     def from_config(cls, config: Redaction, secrets: Iterable[str] = ()) -> Redactor:
@@ -250,7 +263,7 @@ class Redactor:
     def names(self) -> list[str]:
         """The names masks can carry, in order of precedence."""
         names = [CONFIGURED_SECRET] if self._secrets else []
-        return list(dict.fromkeys([*names, *(rule.name for rule in self._rules)]))
+        return list(dict.fromkeys([*names, *(rule.name for rule in self._matcher.rules)]))
 
     def redact_text(self, text: str, counts: Counter[str] | None = None) -> tuple[str, int]:
         """`text` with every secret masked, and how many were; `counts` (if given) adds them up by name."""
@@ -309,11 +322,12 @@ class Redactor:
             while start != -1:
                 found.append((start, start + len(secret), 0, CONFIGURED_SECRET))
                 start = text.find(secret, start + len(secret))
-        lowered = text.lower() if self._folds else text
+        matcher = self._matcher
+        lowered = text.lower() if matcher.folds else text
         same_length = len(lowered) == len(text)
-        if self._screen is not None and self._screen.clean(text, lowered, same_length):
+        if matcher.screen is not None and matcher.screen.clean(text, lowered, same_length):
             return _merge(found)
-        for precedence, rule in enumerate(self._rules, 1):
+        for precedence, rule in enumerate(matcher.rules, 1):
             if not rule.folded:
                 regex, subject = rule.regex, text
             elif same_length:
