@@ -411,11 +411,7 @@ def _alternatives(regexes: Sequence[re.Pattern[str]]) -> re.Pattern[str] | None:
         if _BACKREFERENCE.search(regex.pattern):
             raise ValueError("a back-reference does not survive renumbered groups")
         flags = "".join(letter for flag, letter in _SCOPED_FLAGS if regex.flags & flag)
-        parts.append(
-            f"(?{flags}:{_NAMED_GROUP.sub('(?:', regex.pattern)})"
-            if flags
-            else f"(?:{_NAMED_GROUP.sub('(?:', regex.pattern)})"
-        )
+        parts.append(f"(?{flags}:{_NAMED_GROUP.sub('(?:', regex.pattern)})")
     return re.compile("|".join(parts))
 
 
