@@ -29,6 +29,10 @@ from typing import Any
 
 import anyio
 
+# Run as a script: make the repository root importable so `bench._util` resolves.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._util import rotated
 from quiver.config import QuiverConfig
 from quiver.gateway import Gateway
 
@@ -77,11 +81,11 @@ async def measure(calls: int, workdir: Path) -> dict[str, dict[str, float]]:
             def through(gateway: Gateway = gateway) -> Awaitable[Any]:
                 return gateway.call("bench.echo", arguments)
 
-            samples: dict[str, list[float]] = {"backend alone": [], "gateway.call": []}
+            paths: dict[str, Call] = {"backend alone": alone, "gateway.call": through}
+            samples: dict[str, list[float]] = {label: [] for label in paths}
             for turn in range(ROUNDS):
-                pairs = [("backend alone", alone), ("gateway.call", through)]
-                for label, call in pairs if turn % 2 else reversed(pairs):
-                    samples[label].append(await timed(call, max(1, calls // ROUNDS)))
+                for label in rotated(list(paths), turn):
+                    samples[label].append(await timed(paths[label], max(1, calls // ROUNDS)))
             alone_us, through_us = (statistics.median(samples[label]) for label in samples)
             results[name] = {"backend_us": alone_us, "gateway_us": through_us, "machinery_us": through_us - alone_us}
     return results

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -35,10 +36,29 @@ class InFlightCall:
         }
 
 
+class Quiet:
+    """Wakes whoever waits for work in flight to end; costs nothing while nobody waits."""
+
+    def __init__(self) -> None:
+        self._event: anyio.Event | None = None
+
+    async def wait(self, busy: Callable[[], object]) -> None:
+        """Return once `busy()` is false; the owner calls `ended()` whenever it may have become so."""
+        while busy():
+            if self._event is None:
+                self._event = anyio.Event()
+            await self._event.wait()
+
+    def ended(self) -> None:
+        if self._event is not None:
+            self._event.set()
+            self._event = None
+
+
 class InFlight:
     def __init__(self) -> None:
         self._calls: dict[str, InFlightCall] = {}
-        self._quiet: anyio.Event | None = None  # made by a waiter while calls are in flight
+        self._quiet = Quiet()
 
     def __len__(self) -> int:
         return len(self._calls)
@@ -59,10 +79,7 @@ class InFlight:
         return True
 
     async def wait_quiet(self) -> None:
-        while self._calls:
-            if self._quiet is None:
-                self._quiet = anyio.Event()
-            await self._quiet.wait()
+        await self._quiet.wait(lambda: self._calls)
 
 
 class _Tracked:
@@ -88,9 +105,8 @@ class _Tracked:
             swallowed = call.scope.__exit__(exc_type, exc, tb)
         finally:
             del flight._calls[call.id]
-            if not flight._calls and flight._quiet is not None:
-                flight._quiet.set()
-                flight._quiet = None
+            if not flight._calls:
+                flight._quiet.ended()
         if call.scope.cancelled_caught:
             raise CallCancelledError(
                 f"the call to '{call.tool_id}' was cancelled by {call.cancelled_by or 'an operator'}",

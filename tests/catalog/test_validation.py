@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from quiver.catalog.validation import compile_validator
+from quiver.catalog.validation import ArgumentValidator
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -15,7 +15,7 @@ SCHEMA: dict[str, Any] = {
 
 
 def check(arguments: dict[str, Any], schema: dict[str, Any] = SCHEMA) -> list[str]:
-    return compile_validator(schema).problems(arguments)
+    return ArgumentValidator(schema).problems(arguments)
 
 
 def test_valid_arguments_have_no_problems() -> None:

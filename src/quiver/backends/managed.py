@@ -29,6 +29,7 @@ from quiver.backends.breaker import Breaker, BreakerState
 from quiver.backends.faults import Deadline, describe, is_connection_closed, is_downstream_fault, root_cause
 from quiver.config.models import AnyBackendConfig, GatewaySettings
 from quiver.errors import BackendCallError, BackendUnavailableError, BusyError, CallTimeoutError, QuiverError
+from quiver.inflight import Quiet
 from quiver.upstream import Upstream
 
 logger = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ class ManagedBackend:
         self._stop = anyio.Event()
         self._done = anyio.Event()
         self._done.set()
-        self._quiet: anyio.Event | None = None  # made by a waiter while requests are in flight
+        self._quiet = Quiet()
         self._lock = anyio.Lock()
         self.configure(config, settings)
 
@@ -294,10 +295,7 @@ class ManagedBackend:
     async def retire(self, drain_timeout: float) -> None:
         """Stop after the requests in flight finish (or the drain timeout passes)."""
         with anyio.move_on_after(drain_timeout):
-            while self.in_flight:
-                if self._quiet is None:
-                    self._quiet = anyio.Event()
-                await self._quiet.wait()
+            await self._quiet.wait(lambda: self.in_flight)
         await self.stop()
 
     def idle_for(self, now: float) -> float:
@@ -428,9 +426,8 @@ class ManagedBackend:
                 finally:
                     self.in_flight -= 1
                     self.last_used = time.monotonic()
-                    if self.in_flight == 0 and self._quiet is not None:
-                        self._quiet.set()
-                        self._quiet = None
+                    if self.in_flight == 0:
+                        self._quiet.ended()
             finally:
                 self._slots.release()
         finally:

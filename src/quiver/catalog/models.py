@@ -117,7 +117,7 @@ class ToolEntry:
     def validator(self) -> ArgumentValidator:
         """A compiled JSON-schema validator for the tool's input, built once on first use."""
         if self._validator is None:
-            from quiver.catalog.validation import compile_validator
+            from quiver.catalog.validation import ArgumentValidator
 
-            self._validator = compile_validator(self.tool.input_schema)
+            self._validator = ArgumentValidator(self.tool.input_schema)
         return self._validator

@@ -45,10 +45,6 @@ class ArgumentValidator:
         return _problems(self._full, self.schema, arguments)
 
 
-def compile_validator(schema: Mapping[str, Any]) -> ArgumentValidator:
-    return ArgumentValidator(schema)
-
-
 def _refuse_remote(uri: str) -> Any:
     raise ValueError(f"remote schema references are not fetched ({uri})")
 

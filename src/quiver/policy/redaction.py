@@ -400,6 +400,7 @@ class _Screen:
 _SCREEN_MAX = 4096
 _NAMED_GROUP = re.compile(r"\(\?P<\w+>")
 _BACKREFERENCE = re.compile(r"\(\?P=|\\[1-9]")
+_SCOPED_FLAGS = ((re.IGNORECASE, "i"), (re.MULTILINE, "m"), (re.DOTALL, "s"), (re.VERBOSE, "x"))
 
 
 def _alternatives(regexes: Sequence[re.Pattern[str]]) -> re.Pattern[str] | None:
@@ -413,9 +414,6 @@ def _alternatives(regexes: Sequence[re.Pattern[str]]) -> re.Pattern[str] | None:
         flags = "".join(letter for flag, letter in _SCOPED_FLAGS if regex.flags & flag)
         parts.append(f"(?{flags}:{_NAMED_GROUP.sub('(?:', regex.pattern)})")
     return re.compile("|".join(parts))
-
-
-_SCOPED_FLAGS = ((re.IGNORECASE, "i"), (re.MULTILINE, "m"), (re.DOTALL, "s"), (re.VERBOSE, "x"))
 
 
 def _secret_spans(match: re.Match[str], groups: tuple[int, ...], lead: int) -> Iterator[tuple[int, int]]:
