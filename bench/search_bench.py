@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 
 from quiver.search import BackendInfo, Hit, SearchDoc, SearchEngine
 from quiver.search.analysis import Analyzer
-from quiver.search.engine import backend_text, merge_hits, top_hits
+from quiver.search.engine import Feedback, backend_text, merge_hits, top_hits
 from quiver.search.evaluate import (
     Catalogue,
     Query,
@@ -346,6 +346,10 @@ def semantic_variants(
         return score
 
     fused_engine = build_engine(catalogue.backends, catalogue.docs, semantic=True, embedding_cache=cache)
+
+    def feedback(**options: Any) -> WithFeedback:
+        return WithFeedback(fused_engine, Feedback(**options))
+
     return [
         ("semantic only (MiniLM, tool)", Ranker(ids, tools)),
         ("semantic only + backend similarity", Ranker(ids, with_backend)),
@@ -356,9 +360,16 @@ def semantic_variants(
         ("reciprocal rank fusion (k = 60)", Ranker(ids, reciprocal(60.0))),
         ("score fusion + best clause similarity", Ranker(ids, clause_similarity(1.0))),
         ("lexical, model's best at rank 2", Composed(ids, lexical, with_backend, 1)),
-        ("lexical, model's best at rank 3 (default)", fused_engine),
+        ("lexical, model's best at rank 3 (no feedback)", WithFeedback(fused_engine, None)),
         ("lexical, model's best at rank 4", Composed(ids, lexical, with_backend, 3)),
         ("lexical, model's best (tool only) at rank 3", Composed(ids, lexical, tools, 2)),
+        ("+ semantic feedback, 10 tools x 0.5, keep 2 (default)", feedback()),
+        ("+ semantic feedback, 5 tools", feedback(tools=5)),
+        ("+ semantic feedback, 20 tools", feedback(tools=20)),
+        ("+ semantic feedback, weight 0.2", feedback(weight=0.2)),
+        ("+ semantic feedback, weight 1", feedback(weight=1.0)),
+        ("+ semantic feedback, keep 0 (widened from the first place)", feedback(keep=0)),
+        ("+ semantic feedback, keep 1", feedback(keep=1)),
     ]
 
 
@@ -416,7 +427,13 @@ def two_fold(catalogue: Catalogue, queries: Sequence[Query], index: SemanticInde
                 return normalised(lexical(query)) + weight * semantic(query) if weight else lexical(query)
 
             grid[f"fused weight={weight} rank={rank}"] = Composed(engine.ids, base, semantic, rank)
+        fused = build_engine(catalogue.backends, catalogue.docs, semantic=True, embedding_cache=index.cache_path)
+        grid["feedback off"] = WithFeedback(fused, None)
+        for tools, weight, keep in itertools.product((5, 10, 20), (0.2, 0.35, 0.5), (1, 2)):
+            setting = Feedback(tools=tools, weight=weight, keep=keep)
+            grid[f"feedback tools={tools} weight={weight} keep={keep}"] = WithFeedback(fused, setting)
         defaults["fused"] = "fused weight=0.0 rank=2"
+        defaults["feedback"] = "feedback tools=10 weight=0.5 keep=2"
     parts = halves(len(queries))
     results = {
         label: [evaluate(searcher, [queries[i] for i in half], ids=catalogue.ids) for half in parts]
@@ -467,10 +484,15 @@ def synthetic(catalogue: Catalogue, total: int) -> list[tuple[BackendInfo, list[
 
 
 def latencies(engine: SearchEngine, texts: Sequence[str]) -> tuple[float, float]:
+    return timed(lambda text: engine.search(text, 5), texts)
+
+
+def timed(run: Callable[[str], object], texts: Sequence[str]) -> tuple[float, float]:
+    """p50 and p95 milliseconds of `run` over `texts`."""
     times = []
     for text in texts:
         started = time.perf_counter()
-        engine.search(text, 5)
+        run(text)
         times.append((time.perf_counter() - started) * 1000.0)
     times.sort()
     return statistics.median(times), times[int(0.95 * (len(times) - 1))]
@@ -524,6 +546,13 @@ def scale(catalogue: Catalogue, queries: Sequence[Query], cache: Path | None) ->
     report["semantic_rss_mb"] = (rss_bytes() - before) / 2**20
     fused.search("warm up", 5)
     report["fused_p50_ms"], report["fused_p95_ms"] = latencies(fused, texts)
+    # The same work without semantic feedback, and the query's embedding alone (fresh texts each:
+    # the index caches query embeddings).
+    fused.feedback = None
+    report["fused_no_feedback_p50_ms"], report["fused_no_feedback_p95_ms"] = latencies(
+        fused, [f"{text} again" for text in texts]
+    )
+    report["embed_query_p50_ms"], _ = timed(fused.semantic_scores, [f"{text} once more" for text in texts])
     encoder = load_encoder()
     sample = [
         embedding_text(doc.name, doc.title, doc.description) + " (fresh)" for _, docs in groups[:60] for doc in docs
@@ -537,7 +566,9 @@ def scale(catalogue: Catalogue, queries: Sequence[Query], cache: Path | None) ->
     print(
         f"fused @ {report['tools']} tools: index from cache {report['semantic_index_cached_s']:.2f}s,"
         f" RSS +{report['semantic_rss_mb']:.0f} MB (model and matrix, on top of lexical),"
-        f" search p50 {report['fused_p50_ms']:.2f} ms p95 {report['fused_p95_ms']:.2f} ms;"
+        f" search p50 {report['fused_p50_ms']:.2f} ms p95 {report['fused_p95_ms']:.2f} ms"
+        f" (without feedback {report['fused_no_feedback_p50_ms']:.2f} / {report['fused_no_feedback_p95_ms']:.2f} ms,"
+        f" embedding the query alone p50 {report['embed_query_p50_ms']:.2f} ms);"
         f" embedding new tools {report['embed_docs_per_s']:.0f}/s"
         f" (~{report['embed_10k_estimate_s']:.0f}s for 10,000 uncached)",
         flush=True,
@@ -551,6 +582,18 @@ def machine() -> dict[str, str]:
         if line.startswith("Model name:"):
             model = line.split(":", 1)[1].strip()
     return {"cpu": model, "cores": str(os.cpu_count()), "date": time.strftime("%Y-%m-%d %H:%M %Z")}
+
+
+@dataclass
+class WithFeedback:
+    """The engine searched with one semantic-feedback setting (the engine is shared, not copied)."""
+
+    engine: SearchEngine
+    feedback: Feedback | None
+
+    def search(self, query: str, limit: int = 5, *, allow: Callable[[str], bool] | None = None) -> list[Hit]:
+        self.engine.feedback = self.feedback
+        return self.engine.search(query, limit, allow=allow)
 
 
 def main() -> None:

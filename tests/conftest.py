@@ -24,3 +24,12 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def lexical_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process search stays lexical even where the optional model is installed (as in CI);
+    tests of the semantic stage give their own model."""
+    import quiver.search.engine as engine
+
+    monkeypatch.setattr(engine, "find_model_dir", lambda: None)

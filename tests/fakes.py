@@ -1,18 +1,23 @@
-"""A small in-process `Backend` for testing Quiver's own logic without processes."""
+"""A small in-process `Backend` for testing Quiver's own logic without processes, and a fake embedding model."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import mcp_types as types
+import numpy as np
 from mcp.shared.exceptions import MCPError
 
 from quiver.backends.base import Backend, ProgressFn
 from quiver.config.models import AnyBackendConfig
 from quiver.upstream import Upstream
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 ToolFn = Callable[[Mapping[str, Any]], Awaitable[str]]
 
@@ -107,3 +112,37 @@ def text_of(result: types.Result) -> str:
     """The text content of a tool result (empty for anything else)."""
     content = getattr(result, "content", [])
     return "".join(block.text for block in content if isinstance(block, types.TextContent))
+
+
+# Words the fake model treats as meaning the same thing: what an embedding model adds to BM25.
+CONCEPTS = {
+    "car": 0,
+    "automobile": 0,
+    "vehicle": 0,
+    "song": 1,
+    "music": 1,
+    "track": 1,
+    "rain": 2,
+    "weather": 2,
+}
+WIDTH = 8
+
+
+class FakeEncoder:
+    """Bag of concepts: texts that share a concept point the same way."""
+
+    def __init__(self) -> None:
+        self.encoded: list[str] = []
+        self.threads: set[int] = set()
+
+    def encode(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        self.encoded.extend(texts)
+        self.threads.add(threading.get_ident())
+        out = np.zeros((len(texts), WIDTH), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in text.lower().replace(":", " ").split():
+                if word in CONCEPTS:
+                    out[row, CONCEPTS[word]] += 1.0
+            out[row, WIDTH - 1] += 0.1  # never all-zero
+        normalised: NDArray[np.float32] = out / np.linalg.norm(out, axis=1, keepdims=True)
+        return normalised

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+
 import anyio
 import pytest
 
 from quiver.backends.base import BackendState
 from quiver.config import QuiverConfig
 from quiver.errors import UnknownToolError
-from quiver.gateway import Gateway
-from tests.fakes import FakeWorld, tool
+from quiver.gateway import EMBEDDINGS_FILE, Gateway
+from tests.fakes import FakeEncoder, FakeWorld, tool
 
 pytestmark = pytest.mark.anyio
 
@@ -104,3 +107,31 @@ async def test_servers_show_state_counts_and_errors() -> None:
     assert servers["ok"].status.state is BackendState.RUNNING
     assert servers["bad"].status.state is BackendState.FAILED
     assert "no such thing" in (servers["bad"].status.last_error or "")
+
+
+async def test_with_an_embedding_model_search_runs_it_off_the_event_loop_and_keeps_embeddings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import quiver.search.engine as engine_module
+
+    encoders: list[FakeEncoder] = []
+
+    def load(model_dir: Path | None = None) -> FakeEncoder:
+        encoders.append(FakeEncoder())
+        return encoders[-1]
+
+    monkeypatch.setattr(engine_module, "find_model_dir", lambda: tmp_path)
+    monkeypatch.setattr(engine_module, "load_encoder", load)
+    world = FakeWorld()
+    world.tools["garage"] = [tool("book_service", "Book a service for your car")]
+    world.tools["radio"] = [tool("play", "Play a song")]
+    for run in range(2):
+        gateway = gateway_for(world, "garage", "radio", suggest_servers=False)
+        async with gateway.running():
+            reply = await gateway.search("automobile", 1)  # no word matches: the model finds it
+            assert [card.id for card in reply.cards] == ["garage.book_service"]
+        encoder = encoders[-1]
+        assert threading.get_ident() not in encoder.threads
+        # The second gateway reads the tools' embeddings from the cache: only the query is new.
+        assert len(encoder.encoded) == (3 if run == 0 else 1)
+    assert (tmp_path / "cache" / EMBEDDINGS_FILE).is_file()

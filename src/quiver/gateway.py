@@ -54,6 +54,7 @@ from quiver.policy.principal import LOCAL, Principal
 from quiver.policy.ratelimit import RateLimiter
 from quiver.policy.redaction import Redactor
 from quiver.policy.steps import AuditStep, LimitsStep, RateLimitStep, RedactionStep
+from quiver.search import SearchEngine
 from quiver.tracing import Tracing
 from quiver.upstream import Upstream
 
@@ -74,6 +75,7 @@ MANIFEST_WAIT = 5.0
 PINS_FILE = "pins.json"
 CONTINUE_TOOL = "quiver.continue"  # pages of a capped result; named in the cap's own note
 AUDIT_FILE = "audit.db"
+EMBEDDINGS_FILE = "search-embeddings.npz"
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +130,10 @@ class Gateway:
             store = CatalogStore(cache_dir(config) / "catalog")
         self.guard = Guard(config.policy, PinStore(state_dir(config) / PINS_FILE))
         self.policy = Policy(config.policy, quarantined=self.guard.quarantined)
-        self.catalog = Catalog(backends, store, reviewer=self._review)
+        # Tool embeddings (with the semantic extra) are kept across restarts next to the catalog.
+        engine = SearchEngine(embedding_cache=cache_dir(config) / EMBEDDINGS_FILE)
+        self.catalog = Catalog(backends, store, engine=engine, reviewer=self._review)
+        self._warming = anyio.Lock()
         self.log_dir = state_dir(config) / "logs"
         self.audit = AuditLog(state_dir(config) / AUDIT_FILE) if config.policy.audit else None
         self.continuations = Continuations()
@@ -237,6 +242,13 @@ class Gateway:
         finally:
             self._manifest_loaded.set()
         self._suggest_servers()
+        if self.catalog.engine.semantic:
+            # Embed the manifest's servers now, in a worker thread, not at the first search.
+            async with self._warming:
+                try:
+                    await self.catalog.engine.warm()
+                except (QuiverError, OSError) as exc:
+                    logger.error("the embedding model cannot be used: %s", exc)
 
     def _suggest_servers(self) -> None:
         from quiver.provisioning.suggest import installable
@@ -331,6 +343,8 @@ class Gateway:
         suggest = MAX_INSTALLABLE_CARDS if self.config.gateway.suggest_servers and self.may_install(principal) else 0
         if suggest:
             await self._manifest_ready()
+        async with self._warming:  # the model's work off the event loop, one search at a time
+            await self.catalog.engine.warm(query)
         entries, servers = self.catalog.search_all(
             query, limit, allow=self.visible(self.view(principal)), installable=suggest
         )

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from quiver.search.lexical import FIELDS, Bm25fParams, FieldText, LexicalIndex, LikelihoodParams
@@ -71,6 +72,24 @@ def test_log_likelihood_is_the_smoothed_field_mixture() -> None:
     assert sorted(lexical.ids[c] for c in candidates) == sorted(expected)
     for position, value in zip(candidates.tolist(), likelihood.tolist(), strict=True):
         assert value == pytest.approx(expected[lexical.ids[position]], rel=1e-4)
+
+
+def test_a_shortlist_gives_the_likelihood_to_the_best_by_bm25f_only() -> None:
+    query = {"citi": 1.0, "weather": 0.5}
+    full = index(LikelihoodParams(shortlist=None)).scores(query)
+    assert index(LikelihoodParams(shortlist=3)).scores(query).tolist() == full.tolist()  # all listed
+    lexical = index(LikelihoodParams(shortlist=1))
+    short = lexical.scores(query)
+    bm25f = lexical.bm25f(query)
+    best = int(bm25f.argmax())
+    # The likelihood's range is that one tool's: it gets the whole weight, the rest BM25F alone.
+    assert short[best] == pytest.approx(1.0 + LikelihoodParams().weight)
+    others = [position for position in range(3) if position != best]
+    assert short[others].tolist() == pytest.approx((bm25f[others] / bm25f[best]).tolist())
+    candidates, likelihood = lexical.log_likelihood(lexical.postings(query), only=np.asarray([best]))
+    assert candidates.tolist() == [best]
+    everything, all_likelihoods = lexical.log_likelihood(lexical.postings(query))
+    assert likelihood[0] == pytest.approx(all_likelihoods[everything.tolist().index(best)])
 
 
 def test_removing_a_segment_updates_the_catalogue_statistics() -> None:

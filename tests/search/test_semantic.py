@@ -1,46 +1,15 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
-from numpy.typing import NDArray
 
 import quiver.search.engine as engine_module
-from quiver.search import BackendInfo, SearchDoc, SearchEngine, SemanticUnavailableError
+from quiver.search import BackendInfo, Feedback, SearchDoc, SearchEngine, SemanticUnavailableError
 from quiver.search.semantic import SemanticIndex, embedding_text
-
-# Words the fake model treats as meaning the same thing: what an embedding model adds to BM25.
-CONCEPTS = {
-    "car": 0,
-    "automobile": 0,
-    "vehicle": 0,
-    "song": 1,
-    "music": 1,
-    "track": 1,
-    "rain": 2,
-    "weather": 2,
-}
-WIDTH = 8
-
-
-class FakeEncoder:
-    """Bag of concepts: texts that share a concept point the same way."""
-
-    def __init__(self) -> None:
-        self.encoded: list[str] = []
-
-    def encode(self, texts: Sequence[str]) -> NDArray[np.float32]:
-        self.encoded.extend(texts)
-        out = np.zeros((len(texts), WIDTH), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for word in text.lower().replace(":", " ").split():
-                if word in CONCEPTS:
-                    out[row, CONCEPTS[word]] += 1.0
-            out[row, WIDTH - 1] += 0.1  # never all-zero
-        normalised: NDArray[np.float32] = out / np.linalg.norm(out, axis=1, keepdims=True)
-        return normalised
+from tests.fakes import FakeEncoder
 
 
 def doc(backend: str, name: str, description: str) -> SearchDoc:
@@ -153,7 +122,7 @@ def test_backends_without_tools() -> None:
 
 
 def test_the_models_best_tool_joins_the_lexical_ranking_third() -> None:
-    engine = filled(SearchEngine(encoder=FakeEncoder()))
+    engine = filled(SearchEngine(encoder=FakeEncoder(), feedback=None))
     engine.set_backend(
         BackendInfo("speed"), [doc("speed", f"fast_{letter}", f"Fast thing {letter}") for letter in "abcd"]
     )
@@ -168,8 +137,86 @@ def test_the_models_best_tool_joins_the_lexical_ranking_third() -> None:
     assert [hit.id for hit in engine.search("fast automobile", 5)][4] == "garage.book_service"
 
 
+def test_the_words_of_the_models_best_tools_widen_the_query_after_the_first_places() -> None:
+    def engine(feedback: Feedback | None) -> SearchEngine:
+        built = SearchEngine(encoder=FakeEncoder(), feedback=feedback)
+        built.set_backend(
+            BackendInfo("garage"),
+            [doc("garage", "book_service", "Book a service for your car"), doc("garage", "tow", "Tow a vehicle")],
+        )
+        built.set_backend(BackendInfo("speed"), [doc("speed", f"fast_{letter}", "Fast thing") for letter in "abc"])
+        # Neither its words nor its meaning match "automobile"; it shares "service" with the garage.
+        built.set_backend(BackendInfo("workshop"), [doc("workshop", "history", "Service history")])
+        return built
+
+    without = [hit.id for hit in engine(None).search("automobile", 4)]
+    assert without == ["garage.book_service", "garage.tow", "speed.fast_a", "speed.fast_b"]
+    # The model's next best keeps the third place; the widened query finds the fourth.
+    widened = [hit.id for hit in engine(Feedback(tools=2)).search("automobile", 4)]
+    assert widened == ["garage.book_service", "garage.tow", "speed.fast_a", "workshop.history"]
+    # The first `keep` places are the query's own ranking; a list that short is not widened.
+    assert [hit.id for hit in engine(Feedback(tools=2, keep=4)).search("automobile", 4)] == without
+
+
 def test_a_tool_both_stages_rank_first_is_listed_once() -> None:
     engine = filled(SearchEngine(encoder=FakeEncoder()))
     hits = [hit.id for hit in engine.search("car service", 3)]
     assert hits[0] == "garage.book_service"
     assert len(hits) == len(set(hits)) == 2
+
+
+@pytest.mark.anyio
+async def test_warm_runs_the_model_in_a_worker_thread_so_search_encodes_nothing() -> None:
+    encoder = FakeEncoder()
+    engine = filled(SearchEngine(encoder=encoder))
+    await engine.warm("automobile")
+    assert encoder.threads
+    assert threading.get_ident() not in encoder.threads
+    assert sorted(encoder.encoded) == sorted(
+        ["automobile", embedding_text("book_service", None, "Book a service for your car"), "play: Play a song"]
+    )
+    encoded = len(encoder.encoded)
+    assert [hit.id for hit in engine.search("automobile", 1)] == ["garage.book_service"]
+    assert len(encoder.encoded) == encoded
+    # A backend that changes later is embedded by the next warm, and only it.
+    engine.set_backend(BackendInfo("sky"), [doc("sky", "forecast", "Will it rain")])
+    await engine.warm()
+    assert encoder.encoded[encoded:] == [embedding_text("forecast", None, "Will it rain")]
+    await engine.warm("automobile")
+    assert len(encoder.encoded) == encoded + 1
+
+
+@pytest.mark.anyio
+async def test_warm_loads_the_model_off_the_event_loop(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    loads: list[int] = []
+
+    def load(model_dir: Path | None = None) -> FakeEncoder:
+        loads.append(threading.get_ident())
+        return FakeEncoder()
+
+    monkeypatch.setattr(engine_module, "find_model_dir", lambda: tmp_path)
+    monkeypatch.setattr(engine_module, "load_encoder", load)
+    engine = filled(SearchEngine())
+    await engine.warm()
+    assert len(loads) == 1
+    assert loads[0] != threading.get_ident()
+    assert [hit.id for hit in engine.search("automobile", 1)] == ["garage.book_service"]
+    assert len(loads) == 1
+
+
+def test_an_unreadable_or_unwritable_embedding_cache_costs_no_search(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(b"not an archive")
+    engine = filled(SearchEngine(encoder=FakeEncoder(), embedding_cache=broken))
+    assert [hit.id for hit in engine.search("automobile", 1)] == ["garage.book_service"]
+    assert "ignoring unreadable tool embeddings" in caplog.text
+    assert SemanticIndex(FakeEncoder(), broken).missing() == []  # rewritten whole, readable again
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory", encoding="utf-8")
+    engine = filled(SearchEngine(encoder=FakeEncoder(), embedding_cache=blocker / "cache.npz"))
+    assert [hit.id for hit in engine.search("automobile", 1)] == ["garage.book_service"]
+    assert "cannot save tool embeddings" in caplog.text
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a-file", "broken.npz"]

@@ -4,7 +4,7 @@ Importing this package is cheap: numpy, the stemmer and any embedding model load
 index or search.
 """
 
-from quiver.search.engine import BackendInfo, Hit, SearchDoc, SearchEngine, tokenize
+from quiver.search.engine import BackendInfo, Feedback, Hit, SearchDoc, SearchEngine, tokenize
 from quiver.search.semantic import SemanticUnavailableError
 
-__all__ = ["BackendInfo", "Hit", "SearchDoc", "SearchEngine", "SemanticUnavailableError", "tokenize"]
+__all__ = ["BackendInfo", "Feedback", "Hit", "SearchDoc", "SearchEngine", "SemanticUnavailableError", "tokenize"]

@@ -4,7 +4,8 @@ Documents are grouped by backend so that a backend's tools can be replaced in on
 its tool list changes; only that backend is re-analysed (and re-embedded), and the indexes are
 merged lazily on the next query. Ranking is lexical over analysed text (`analysis`, `lexical`:
 BM25F plus a query-likelihood model); when a local embedding model is installed (`semantic`),
-its best tool joins the results at `SEMANTIC_RANK` and it orders the tools no word matched.
+its best tool joins the results at `SEMANTIC_RANK`, the words of its best tools widen the query
+for the places after the first two (`Feedback`), and it orders the tools no word matched.
 Importing this module imports no numpy, stemmer or model.
 """
 
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-__all__ = ["BackendInfo", "Hit", "SearchDoc", "SearchEngine", "tokenize"]
+__all__ = ["BackendInfo", "Feedback", "Hit", "SearchDoc", "SearchEngine", "tokenize"]
 
 # Docstring-style sections ("Args:", "Returns:") repeat the parameters inside a description;
 # they are indexed with the parameter descriptions so they do not dilute what the tool does.
@@ -42,6 +43,24 @@ _DOC_SECTION = re.compile(
 # (0-based): after the two best lexical tools, which it rarely beats, inside the first five,
 # where a task's other need is often found only by meaning. Measured in docs/SEARCH.md.
 SEMANTIC_RANK = 2
+# How much of a tool's description its feedback words come from: the summary, not the details.
+FEEDBACK_SUMMARY_CHARS = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """Semantic feedback: the words of the model's best tools added to the query.
+
+    The model's `tools` best tools lend their name and summary words to the query, each at
+    `weight` times the share of those tools that use it (the query's own words keep theirs);
+    the first `keep` places stay the original query's, and the rest are ranked for the widened
+    query. A task whose words miss the right tool's (a "folder" for a `list_directory`) gets
+    the tool's words from tools the model found by meaning. Measured in docs/SEARCH.md.
+    """
+
+    tools: int = 10
+    weight: float = 0.5
+    keep: int = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +128,7 @@ class SearchEngine:
     (raising `SemanticUnavailableError` without one), `False` keeps search lexical. An `encoder`
     replaces the installed model (tests use a small fake); `embedding_cache` keeps computed
     embeddings in a file across runs. `semantic_rank=None` turns the model's reserved place off
-    (it then only orders the tools no word matched).
+    (it then only orders the tools no word matched); `feedback=None` turns semantic feedback off.
     """
 
     def __init__(
@@ -122,15 +141,20 @@ class SearchEngine:
         params: Bm25fParams | None = None,
         likelihood: LikelihoodParams | None = None,
         semantic_rank: int | None = SEMANTIC_RANK,
+        feedback: Feedback | None = Feedback(),
         analyzer: Analyzer = DEFAULT_ANALYZER,
         split_docstrings: bool = True,
     ) -> None:
         self._docs: dict[str, list[SearchDoc]] = {}
+        self._count = 0  # tools in `_docs`, kept as they change (searches ask on every query)
         self._backends: dict[str, BackendInfo] = {}
         self._lexical = LexicalIndex(params or Bm25fParams(), analyzer, likelihood or LikelihoodParams())
         self._analyzer = analyzer
         self._split_docstrings = split_docstrings
         self.semantic_rank = semantic_rank
+        self.feedback = feedback
+        self._feedback_terms: dict[str, frozenset[str]] = {}  # tool id -> its name and summary terms
+        self._by_id: dict[str, SearchDoc] | None = None
         self._semantic: SemanticIndex | None = None
         self._pending_encoder: tuple[Path | None, Path | None] | None = None
         if semantic is False:
@@ -152,12 +176,14 @@ class SearchEngine:
         return self._semantic is not None or self._pending_encoder is not None
 
     def __len__(self) -> int:
-        return sum(len(docs) for docs in self._docs.values())
+        return self._count
 
     def set_backend(self, info: BackendInfo, docs: Sequence[SearchDoc]) -> None:
         """Replace everything known of one backend."""
         self._backends[info.name] = info
+        self._forget(self._docs.get(info.name, ()))
         self._docs[info.name] = list(docs)
+        self._count += len(docs)
         self._lexical.set_segment(
             info.name,
             backend_text(info),
@@ -170,7 +196,7 @@ class SearchEngine:
 
     def remove_backend(self, name: str) -> None:
         self._backends.pop(name, None)
-        self._docs.pop(name, None)
+        self._forget(self._docs.pop(name, ()))
         self._lexical.remove_segment(name)
         if self._semantic is not None:
             self._semantic.remove_segment(name)
@@ -185,11 +211,21 @@ class SearchEngine:
         """The best `limit` tools for `query`, best first; `allow` filters ids before ranking."""
         if limit <= 0 or not query.strip() or len(self) == 0:
             return []
-        lexical = self.scores(query)
+        terms = self._analyzer.query_terms(query)
+        lexical = self._lexical.scores(terms) if terms else None
+        ids = self._lexical.ids
         if not self.semantic:
-            return [] if lexical is None else top_hits(self._lexical.ids, lexical, limit, allow)
+            return [] if lexical is None else top_hits(ids, lexical, limit, allow)
         semantic = self._semantic_index().scores(query)
-        return merge_hits(self._lexical.ids, lexical, semantic, limit, allow, self.semantic_rank)
+        hits = merge_hits(ids, lexical, semantic, limit, allow, self.semantic_rank)
+        feedback = self.feedback
+        if feedback is None or limit <= feedback.keep or len(hits) <= feedback.keep:
+            return hits
+        widened = self._lexical.scores(self._widened(terms, semantic, allow, feedback))
+        rest = merge_hits(ids, widened, semantic, limit + feedback.keep, allow, self.semantic_rank)
+        head = hits[: feedback.keep]
+        listed = {hit.id for hit in head}
+        return head + [hit for hit in rest if hit.id not in listed][: limit - len(head)]
 
     def scores(self, query: str) -> NDArray[np.float32] | None:
         """The lexical score of every tool (in `ids` order), or None when no query word is indexed."""
@@ -218,14 +254,80 @@ class SearchEngine:
         total = self._lexical.memory_bytes()
         return total + (self._semantic.memory_bytes() if self._semantic is not None else 0)
 
+    async def warm(self, query: str | None = None) -> None:
+        """Do the slow part of the next search in a worker thread: loading the model, embedding
+        the tools not embedded yet, and embedding `query`.
+
+        For an event loop: `search` would do the same work on the caller's thread, where
+        embedding a few hundred new tools takes seconds. The engine's state is only changed on
+        the caller's thread (the worker only runs the model), so tool lists may change meanwhile;
+        what changed is embedded by the next `warm` or search.
+        """
+        if not self.semantic:
+            return
+        import anyio
+
+        if self._semantic is None:
+            model_dir, cache = self._pending_encoder or (None, None)
+            encoder = await anyio.to_thread.run_sync(load_encoder, model_dir)
+            if self._semantic is None:  # a concurrent warm may have installed one meanwhile
+                self._install_encoder(encoder, cache)
+        index = self._semantic_index()
+        texts = index.missing()
+        if texts:
+            index.add(texts, await anyio.to_thread.run_sync(index.encoder.encode, texts))
+        if query is not None and query.strip() and not index.knows(query):
+            index.remember(query, (await anyio.to_thread.run_sync(index.encoder.encode, [query]))[0])
+
+    def _widened(
+        self,
+        terms: Mapping[str, float],
+        semantic: NDArray[np.float32],
+        allow: Callable[[str], bool] | None,
+        feedback: Feedback,
+    ) -> dict[str, float]:
+        """The query's terms plus the name and summary terms of the model's best tools."""
+        ids = self._lexical.ids
+        best = ranked(ids, semantic - semantic.min() + 1.0, feedback.tools, allow)
+        share = feedback.weight / max(len(best), 1)
+        widened = dict(terms)
+        added: dict[str, float] = {}
+        for position in best:
+            for term in self._tool_terms(ids[position]):
+                if term not in terms:
+                    added[term] = added.get(term, 0.0) + share
+        widened.update(added)
+        return widened
+
+    def _tool_terms(self, tool_id: str) -> frozenset[str]:
+        found = self._feedback_terms.get(tool_id)
+        if found is None:
+            if self._by_id is None:
+                self._by_id = {doc.id: doc for docs in self._docs.values() for doc in docs}
+            doc = self._by_id[tool_id]
+            words = self._analyzer.tokenize(f"{doc.name} {doc.title or ''}")
+            summary = self._analyzer.tokenize(doc.description[:FEEDBACK_SUMMARY_CHARS])
+            found = self._feedback_terms[tool_id] = frozenset(words) | frozenset(summary)
+        return found
+
+    def _forget(self, docs: Sequence[SearchDoc]) -> None:
+        self._count -= len(docs)
+        self._by_id = None
+        for doc in docs:
+            self._feedback_terms.pop(doc.id, None)
+
     def _semantic_index(self) -> SemanticIndex:
         if self._semantic is None:
             model_dir, cache = self._pending_encoder or (None, None)
-            self._semantic = SemanticIndex(load_encoder(model_dir), cache)
-            self._pending_encoder = None
-            for name, docs in self._docs.items():
-                self._semantic.set_segment(name, [embedding_text(doc.name, doc.title, doc.description) for doc in docs])
+            self._install_encoder(load_encoder(model_dir), cache)
+            assert self._semantic is not None
         return self._semantic
+
+    def _install_encoder(self, encoder: Encoder, cache: Path | None) -> None:
+        self._semantic = SemanticIndex(encoder, cache)
+        self._pending_encoder = None
+        for name, docs in self._docs.items():
+            self._semantic.set_segment(name, [embedding_text(doc.name, doc.title, doc.description) for doc in docs])
 
 
 def top_hits(

@@ -59,6 +59,11 @@ class LikelihoodParams:
     A prior is the number of catalogue-wide words a field is smoothed with: small for the
     short name and backend fields (a matching word there is strong evidence), large for
     descriptions (so a long one is not rewarded for repeating a word). `weight=0` leaves BM25F.
+
+    Only the `shortlist` best documents by BM25F are scored by the likelihood (the others keep
+    their BM25F share; None scores every match): a long query matches much of a catalogue, the
+    likelihood of every match is most of a search's cost, and the first places come from the
+    shortlist anyway (the same figures on the benchmark, in half the time).
     """
 
     name: float = 20.0
@@ -67,6 +72,7 @@ class LikelihoodParams:
     parameter_docs: float = 50.0
     backend: float = 5.0
     weight: float = 2.0
+    shortlist: int | None = 400
 
     def priors(self) -> tuple[float, ...]:
         return (self.name, self.description, self.parameters, self.parameter_docs, self.backend)
@@ -167,6 +173,8 @@ class LexicalIndex:
 
     def scores(self, query: Mapping[str, float]) -> NDArray[np.float32]:
         """The lexical score of every document (in `ids` order) for weighted query terms."""
+        import numpy as np
+
         merged = self._merge()
         found = self.postings(query)
         scores = self.bm25f(query, found)
@@ -174,7 +182,11 @@ class LexicalIndex:
         best = float(scores.max()) if len(scores) else 0.0
         if best <= 0 or weight <= 0:
             return scores
-        candidates, likelihood = self.log_likelihood(found, merged)
+        only = None
+        shortlist = self.likelihood.shortlist
+        if shortlist is not None and np.count_nonzero(scores) > shortlist:
+            only = np.argpartition(-scores, shortlist)[:shortlist]
+        candidates, likelihood = self.log_likelihood(found, merged, only)
         scores /= best
         low, high = float(likelihood.min()), float(likelihood.max())
         if high > low:
@@ -201,9 +213,12 @@ class LexicalIndex:
         return scores
 
     def log_likelihood(
-        self, found: list[tuple[float, int, int, int]], merged: _Merged | None = None
+        self,
+        found: list[tuple[float, int, int, int]],
+        merged: _Merged | None = None,
+        only: NDArray[np.intp] | None = None,
     ) -> tuple[NDArray[np.intp], NDArray[np.float32]]:
-        """The documents matching any query term, and the query's log-likelihood under each."""
+        """The documents matching any query term (or `only` these), and the query's log-likelihood under each."""
         import numpy as np
 
         merged = merged or self._merge()
@@ -211,14 +226,17 @@ class LexicalIndex:
             return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.float32)
         spans = [np.arange(low, high) for _, _, low, high in found]
         postings = np.concatenate(spans)
-        candidates = np.unique(merged.doc[postings]).astype(np.intp)
+        columns = np.repeat(np.arange(len(found)), [len(span) for span in spans])
+        candidates = np.unique(merged.doc[postings] if only is None else only).astype(np.intp)
         row = np.full(len(merged.ids), -1, dtype=np.intp)
         row[candidates] = np.arange(len(candidates))
+        if only is not None:
+            kept = row[merged.doc[postings]] >= 0
+            postings, columns = postings[kept], columns[kept]
         term_ids = np.asarray([term_id for _, term_id, _, _ in found], dtype=np.intp)
         # Every candidate's smoothed probability of every query term: the catalogue's share, plus
         # the document's own where the term occurs (each document appears once per term).
         probability = merged.inverse[candidates] @ merged.background[term_ids].T
-        columns = np.repeat(np.arange(len(found)), [len(span) for span in spans])
         probability[row[merged.doc[postings]], columns] += merged.likelihood[postings]
         weights = np.asarray([query_weight for query_weight, _, _, _ in found], dtype=np.float32)
         likelihood: NDArray[np.float32] = np.log(np.maximum(probability, 1e-30)) @ weights

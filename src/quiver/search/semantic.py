@@ -8,15 +8,21 @@ nothing; an optional cache file keeps them across runs. Nothing here touches the
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
+import logging
+import os
 import re
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from quiver.errors import QuiverError
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -128,15 +134,40 @@ class SemanticIndex:
         vector = self._queries.get(query)
         if vector is None:
             vector = self.encoder.encode([query])[0]
-            if len(self._queries) >= QUERY_CACHE_SIZE:
-                self._queries.pop(next(iter(self._queries)))
-            self._queries[query] = vector
+            self.remember(query, vector)
         with single_threaded_blas():
             tools: NDArray[np.float32] = matrix @ vector
             if self._centroids is None or self._segment_of is None:
                 return tools, np.zeros_like(tools)
             backends: NDArray[np.float32] = (self._centroids @ vector)[self._segment_of]
         return tools, backends
+
+    def knows(self, query: str) -> bool:
+        """Whether `query`'s embedding is cached."""
+        return query in self._queries
+
+    def remember(self, query: str, vector: NDArray[np.float32]) -> None:
+        """Cache a query's embedding (computed elsewhere, e.g. off the event loop)."""
+        if len(self._queries) >= QUERY_CACHE_SIZE:
+            self._queries.pop(next(iter(self._queries)))
+        self._queries[query] = vector
+
+    def missing(self) -> list[str]:
+        """The texts not embedded yet, each once: embed them with `encoder` anywhere, then `add`."""
+        self._load_cache()
+        if self._merged is not None:
+            return []
+        texts: dict[str, str] = {}
+        for key, segment in self._texts.items():
+            if key not in self._vectors:
+                texts.update((_key(text), text) for text in segment)
+        return [text for key, text in texts.items() if key not in self._cache]
+
+    def add(self, texts: Sequence[str], vectors: NDArray[np.float32]) -> None:
+        """Embeddings of `texts` computed elsewhere (see `missing`)."""
+        for text, vector in zip(texts, vectors, strict=True):
+            self._cache[_key(text)] = vector
+        self._cache_dirty = True
 
     def matrix(self) -> NDArray[np.float32]:
         """All document embeddings in segment order, embedding what is not embedded yet."""
@@ -183,21 +214,30 @@ class SemanticIndex:
             return
         import numpy as np
 
-        with np.load(self.cache_path, allow_pickle=False) as stored:
-            for key, vector in zip(stored["keys"].tolist(), stored["vectors"], strict=True):
-                self._cache.setdefault(str(key), vector)
+        try:
+            with np.load(self.cache_path, allow_pickle=False) as stored:
+                for key, vector in zip(stored["keys"].tolist(), stored["vectors"], strict=True):
+                    self._cache.setdefault(str(key), vector)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            logger.warning("ignoring unreadable tool embeddings in %s: %s", self.cache_path, exc)
 
     def _save_cache(self) -> None:
         if not self._cache_dirty or self.cache_path is None:
             return
         import numpy as np
 
-        self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-        keys = sorted(self._cache)
-        partial = self.cache_path.with_name(self.cache_path.name + ".partial.npz")
-        np.savez(partial, keys=np.asarray(keys), vectors=np.stack([self._cache[key] for key in keys]))
-        partial.replace(self.cache_path)
         self._cache_dirty = False
+        keys = sorted(self._cache)
+        # One partial file per process: gateways sharing a cache directory replace the file whole.
+        partial = self.cache_path.with_name(f"{self.cache_path.name}.{os.getpid()}.partial.npz")
+        try:
+            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(partial, keys=np.asarray(keys), vectors=np.stack([self._cache[key] for key in keys]))
+            partial.replace(self.cache_path)
+        except OSError as exc:  # a cache that cannot be written costs time later, never a search
+            logger.warning("cannot save tool embeddings to %s: %s", self.cache_path, exc)
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
 
     def memory_bytes(self) -> int:
         total = sum(int(vectors.nbytes) for vectors in self._vectors.values())
