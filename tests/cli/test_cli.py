@@ -122,6 +122,39 @@ def test_eval_search_prints_every_metric(tmp_path: Path) -> None:
     assert metrics["n"] == 1
 
 
+def test_eval_search_keeps_tool_embeddings_between_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import quiver.search.engine as engine_module
+    from tests.fakes import FakeEncoder
+
+    encoders: list[FakeEncoder] = []
+
+    def load(model_dir: Path | None = None) -> FakeEncoder:
+        encoders.append(FakeEncoder())
+        return encoders[-1]
+
+    monkeypatch.setattr(engine_module, "find_model_dir", lambda: tmp_path)
+    monkeypatch.setattr(engine_module, "load_encoder", load)
+    catalog = tmp_path / "catalog.jsonl"
+    tools = [
+        {"server": "garage", "name": "book_service", "description": "Book a service for your car"},
+        {"server": "radio", "name": "play", "description": "Play a song"},
+    ]
+    catalog.write_text("\n".join(json.dumps(t) for t in tools))
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text(json.dumps({"id": "q1", "query": "automobile", "gold": [["garage", "book_service"]]}))
+    for run in range(2):
+        result = runner.invoke(app, ["eval-search", "--catalog", str(catalog), "--queries", str(queries), "--json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["r1"] == 1.0  # no word matches: the (fake) model finds it
+        tools_embedded = [] if run else ["book service: Book a service for your car", "play: Play a song"]
+        assert sorted(encoders[-1].encoded) == sorted([*tools_embedded, "automobile"])
+    assert (tmp_path / "cache" / "search-embeddings.npz").is_file()  # QUIVER_CACHE_DIR (conftest)
+    other = tmp_path / "elsewhere.npz"
+    args = ["eval-search", "--catalog", str(catalog), "--queries", str(queries), "--embedding-cache", str(other)]
+    assert runner.invoke(app, args).exit_code == 0
+    assert other.is_file()
+
+
 def test_arguments_are_typed_by_the_schema() -> None:
     schema = {"properties": {"name": {"type": "string"}, "count": {"type": "integer"}, "tags": {"type": "array"}}}
     parsed = parse_arguments(["name=123", "count=3", 'tags=["a"]', "free=true"], None, schema)

@@ -266,19 +266,30 @@ def eval_search(
         bool | None,
         typer.Option("--semantic/--lexical", help="Force the semantic stage on or off (default: on if installed)."),
     ] = None,
+    embedding_cache: Annotated[
+        str | None,
+        typer.Option(
+            "--embedding-cache",
+            help="File keeping tool embeddings between runs (semantic stage only;"
+            " default: search-embeddings.npz in Quiver's cache directory).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Measure the gateway's search engine on your own catalogue and tasks (R@k, MRR, latency)."""
     setup_logging()
     from pathlib import Path
 
+    from quiver.config import QuiverConfig
+    from quiver.gateway import EMBEDDINGS_FILE, cache_dir
     from quiver.search.evaluate import METRIC_KEYS, run_benchmark
 
     for label, path in (("--catalog", catalog), ("--queries", queries)):
         if not Path(path).is_file():
             fail(QuiverError(f"{label} file {path} does not exist", hint="give the path of a .jsonl file"))
     try:
-        result = run_benchmark(Path(catalog), Path(queries), semantic=semantic)
+        cache = Path(embedding_cache) if embedding_cache else cache_dir(QuiverConfig()) / EMBEDDINGS_FILE
+        result = run_benchmark(Path(catalog), Path(queries), semantic=semantic, embedding_cache=cache)
     except (ValueError, KeyError, TypeError) as exc:
         error = QuiverError(f"cannot read the catalogue or tasks: {exc}", hint="check the format (docs/SEARCH.md)")
         fail(error)
