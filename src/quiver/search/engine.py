@@ -319,15 +319,15 @@ class SearchEngine:
     def _semantic_index(self) -> SemanticIndex:
         if self._semantic is None:
             model_dir, cache = self._pending_encoder or (None, None)
-            self._install_encoder(load_encoder(model_dir), cache)
-            assert self._semantic is not None
+            return self._install_encoder(load_encoder(model_dir), cache)
         return self._semantic
 
-    def _install_encoder(self, encoder: Encoder, cache: Path | None) -> None:
-        self._semantic = SemanticIndex(encoder, cache)
+    def _install_encoder(self, encoder: Encoder, cache: Path | None) -> SemanticIndex:
+        index = self._semantic = SemanticIndex(encoder, cache)
         self._pending_encoder = None
         for name, docs in self._docs.items():
-            self._semantic.set_segment(name, [embedding_text(doc.name, doc.title, doc.description) for doc in docs])
+            index.set_segment(name, [embedding_text(doc.name, doc.title, doc.description) for doc in docs])
+        return index
 
 
 def top_hits(
