@@ -135,3 +135,28 @@ async def test_with_an_embedding_model_search_runs_it_off_the_event_loop_and_kee
         # The second gateway reads the tools' embeddings from the cache: only the query is new.
         assert len(encoder.encoded) == (3 if run == 0 else 1)
     assert (tmp_path / "cache" / EMBEDDINGS_FILE).is_file()
+
+
+async def test_a_model_that_cannot_load_costs_the_semantic_stage_not_search(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import quiver.search.engine as engine_module
+    from quiver.search import SemanticUnavailableError
+
+    loads: list[Path | None] = []
+
+    def load(model_dir: Path | None = None) -> FakeEncoder:
+        loads.append(model_dir)
+        raise SemanticUnavailableError("model.safetensors is truncated", hint="reinstall the extra")
+
+    monkeypatch.setattr(engine_module, "find_model_dir", lambda: tmp_path)
+    monkeypatch.setattr(engine_module, "load_encoder", load)
+    world = FakeWorld()
+    world.tools["clock"] = [tool("get_time", "Get the current time in a timezone")]
+    gateway = gateway_for(world, "clock", suggest_servers=False)
+    async with gateway.running():
+        for _ in range(2):
+            reply = await gateway.search("what time is it", 1)
+            assert [card.id for card in reply.cards] == ["clock.get_time"]
+    assert len(loads) == 1  # tried once, then search goes on by words
+    assert "search goes on by words only: model.safetensors is truncated" in caplog.text

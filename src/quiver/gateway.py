@@ -243,12 +243,7 @@ class Gateway:
             self._manifest_loaded.set()
         self._suggest_servers()
         if self.catalog.engine.semantic:
-            # Embed the manifest's servers now, in a worker thread, not at the first search.
-            async with self._warming:
-                try:
-                    await self.catalog.engine.warm()
-                except (QuiverError, OSError) as exc:
-                    logger.error("the embedding model cannot be used: %s", exc)
+            await self._warm_search(None)  # the manifest's servers now, not at the first search
 
     def _suggest_servers(self) -> None:
         from quiver.provisioning.suggest import installable
@@ -343,8 +338,7 @@ class Gateway:
         suggest = MAX_INSTALLABLE_CARDS if self.config.gateway.suggest_servers and self.may_install(principal) else 0
         if suggest:
             await self._manifest_ready()
-        async with self._warming:  # the model's work off the event loop, one search at a time
-            await self.catalog.engine.warm(query)
+        await self._warm_search(query)
         entries, servers = self.catalog.search_all(
             query, limit, allow=self.visible(self.view(principal)), installable=suggest
         )
@@ -353,6 +347,18 @@ class Gateway:
         cards = [self._card(entry) for entry in entries]
         cards += [Card(s.name, summarize(s.description), [], NOT_INSTALLED, needs=list(s.needs)) for s in servers]
         return SearchReply(cards, pending, failed)
+
+    async def _warm_search(self, query: str | None) -> None:
+        """The embedding model's work for the next search, in a worker thread, one at a time.
+
+        A model that cannot be used (a broken install, unreadable weights) costs the semantic
+        stage, not search: it goes on by words."""
+        async with self._warming:
+            try:
+                await self.catalog.engine.warm(query)
+            except (QuiverError, OSError, ValueError) as exc:
+                logger.error("the embedding model cannot be used; search goes on by words only: %s", exc)
+                self.catalog.engine.drop_semantic()
 
     def _card(self, entry: ToolEntry) -> Card:
         state = self.supervisor.get(entry.backend).state

@@ -254,6 +254,11 @@ class SearchEngine:
         total = self._lexical.memory_bytes()
         return total + (self._semantic.memory_bytes() if self._semantic is not None else 0)
 
+    def drop_semantic(self) -> None:
+        """Search by words only from now on (e.g. when the installed model cannot be loaded)."""
+        self._semantic = None
+        self._pending_encoder = None
+
     async def warm(self, query: str | None = None) -> None:
         """Do the slow part of the next search in a worker thread: loading the model, embedding
         the tools not embedded yet, and embedding `query`.
