@@ -220,3 +220,20 @@ def test_an_unreadable_or_unwritable_embedding_cache_costs_no_search(
     assert [hit.id for hit in engine.search("automobile", 1)] == ["garage.book_service"]
     assert "cannot save tool embeddings" in caplog.text
     assert sorted(path.name for path in tmp_path.iterdir()) == ["a-file", "broken.npz"]
+
+
+def test_cached_embeddings_serve_only_the_model_that_made_them(tmp_path: Path) -> None:
+    class OtherModel(FakeEncoder):
+        fingerprint = "another-model"
+
+    cache = tmp_path / "embeddings.npz"
+    filled(SearchEngine(encoder=FakeEncoder(), embedding_cache=cache)).prepare()
+    same = FakeEncoder()
+    filled(SearchEngine(encoder=same, embedding_cache=cache)).prepare()
+    assert same.encoded == []
+    other = OtherModel()
+    filled(SearchEngine(encoder=other, embedding_cache=cache)).prepare()
+    assert len(other.encoded) == 2  # another model's vectors are never mixed in
+    again = OtherModel()
+    filled(SearchEngine(encoder=again, embedding_cache=cache)).prepare()
+    assert again.encoded == []  # the file now holds the other model's

@@ -8,6 +8,7 @@ sentence-transformers' to float32 rounding (see tests/search/test_minilm.py).
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import struct
@@ -171,7 +172,12 @@ class MiniLM:
     def __init__(self, model_dir: Path, *, max_length: int = 256, batch_size: int = 32) -> None:
         import numpy as np
 
-        config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+        config_text = (model_dir / "config.json").read_text(encoding="utf-8")
+        config = json.loads(config_text)
+        # Names the weights for cached embeddings: the model's config and the weights' size.
+        weights_size = (model_dir / "model.safetensors").stat().st_size
+        digest = hashlib.blake2b(f"{config_text}\n{weights_size}".encode(), digest_size=8).hexdigest()
+        self.fingerprint = f"minilm-{digest}"
         vocabulary = (model_dir / "vocab.txt").read_text(encoding="utf-8").splitlines()
         weights = load_safetensors(model_dir / "model.safetensors")
         self.tokenizer = WordPiece(vocabulary)

@@ -39,9 +39,18 @@ BACKEND_WEIGHT = 1.0
 
 
 class Encoder(Protocol):
-    """Turns texts into L2-normalised embedding rows."""
+    """Turns texts into L2-normalised embedding rows.
+
+    An encoder may name its model in a `fingerprint` attribute; embeddings cached in a file are
+    used only by an encoder with the same one (the class name stands in for a missing one).
+    """
 
     def encode(self, texts: Sequence[str]) -> NDArray[np.float32]: ...
+
+
+def fingerprint(encoder: Encoder) -> str:
+    """What identifies `encoder`'s model for cached embeddings."""
+    return str(getattr(encoder, "fingerprint", type(encoder).__name__))
 
 
 class SemanticUnavailableError(QuiverError):
@@ -216,6 +225,11 @@ class SemanticIndex:
 
         try:
             with np.load(self.cache_path, allow_pickle=False) as stored:
+                model = str(stored["model"]) if "model" in stored.files else None
+                if model != fingerprint(self.encoder):
+                    logger.info("tool embeddings in %s are another model's: embedding again", self.cache_path)
+                    self._cache_dirty = True  # rewritten for this model
+                    return
                 for key, vector in zip(stored["keys"].tolist(), stored["vectors"], strict=True):
                     self._cache.setdefault(str(key), vector)
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
@@ -232,7 +246,8 @@ class SemanticIndex:
         partial = self.cache_path.with_name(f"{self.cache_path.name}.{os.getpid()}.partial.npz")
         try:
             self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(partial, keys=np.asarray(keys), vectors=np.stack([self._cache[key] for key in keys]))
+            vectors = np.stack([self._cache[key] for key in keys]) if keys else np.zeros((0, 1), dtype=np.float32)
+            np.savez(partial, keys=np.asarray(keys), vectors=vectors, model=np.asarray(fingerprint(self.encoder)))
             partial.replace(self.cache_path)
         except OSError as exc:  # a cache that cannot be written costs time later, never a search
             logger.warning("cannot save tool embeddings to %s: %s", self.cache_path, exc)
