@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import json
 import struct
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from quiver.search import minilm
 from quiver.search.minilm import MiniLM, WordPiece, load_safetensors, single_threaded_blas
 from quiver.search.semantic import find_model_dir, load_encoder
 
@@ -158,3 +160,19 @@ def test_single_threaded_blas_restores_the_thread_count() -> None:
     after = [info["num_threads"] for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"]
     assert all(count == 1 for count in inside)
     assert after == before
+
+
+@pytest.mark.parametrize("two_cores", [True, False])
+def test_a_dense_layer_split_in_two_gives_the_whole_product(monkeypatch: pytest.MonkeyPatch, two_cores: bool) -> None:
+    pool = ThreadPoolExecutor(max_workers=1) if two_cores else None
+    monkeypatch.setattr(minilm, "_second_core", lambda: pool)
+    rng = np.random.default_rng(7)
+    weight = rng.standard_normal((384, 1536)).astype(np.float32)
+    bias = rng.standard_normal(1536).astype(np.float32)
+    x = rng.standard_normal((2, 31, 384)).astype(np.float32)
+    out = minilm._Dense(weight, bias)(x)
+    assert out.shape == (2, 31, 1536)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, x @ weight + bias, rtol=1e-5, atol=1e-5)
+    if pool is not None:
+        pool.shutdown()
