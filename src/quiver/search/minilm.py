@@ -172,7 +172,7 @@ class _Dense:
     Unlike a second OpenBLAS thread, which spins while it waits and makes a query many times
     slower when other work shares the cores, the worker sleeps: on an idle machine a query
     takes 15 % less time, on a busy one the same. The halves are contiguous (in, out / 2)
-    copies, and the result is bitwise the same as one product.
+    copies; the result is one product's (the model's embeddings came out bitwise the same).
     """
 
     def __init__(self, weight: NDArray[np.float32], bias: NDArray[np.float32]) -> None:
