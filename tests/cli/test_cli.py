@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from quiver.cli.app import app
 from quiver.cli.arguments import ArgumentSyntaxError, parse_arguments
+from tests.fakes import install_fake_model
 from tests.servers import time_backend, write_config
 
 runner = CliRunner()
@@ -105,16 +106,22 @@ def test_no_config_anywhere() -> None:
     assert "no backends configured" in result.output
 
 
+def eval_search_args(directory: Path, tools: list[tuple[str, str, str]], query: str, gold: str) -> list[str]:
+    """`quiver eval-search` over a catalogue of (server, name, description) and one task."""
+    catalog = directory / "catalog.jsonl"
+    records = [{"server": server, "name": name, "description": text} for server, name, text in tools]
+    catalog.write_text("\n".join(json.dumps(record) for record in records))
+    queries = directory / "queries.jsonl"
+    queries.write_text(json.dumps({"id": "q1", "query": query, "gold": [gold.split(".")]}))
+    return ["eval-search", "--catalog", str(catalog), "--queries", str(queries)]
+
+
 def test_eval_search_prints_every_metric(tmp_path: Path) -> None:
-    catalog = tmp_path / "catalog.jsonl"
     tools = [
-        {"server": "clock", "name": "get_time", "description": "Get the current time in a timezone"},
-        {"server": "files", "name": "read_file", "description": "Read a file from disk"},
+        ("clock", "get_time", "Get the current time in a timezone"),
+        ("files", "read_file", "Read a file from disk"),
     ]
-    catalog.write_text("\n".join(json.dumps(t) for t in tools))
-    queries = tmp_path / "queries.jsonl"
-    queries.write_text(json.dumps({"id": "q1", "query": "what time is it", "gold": [["clock", "get_time"]]}))
-    result = runner.invoke(app, ["eval-search", "--catalog", str(catalog), "--queries", str(queries), "--json"])
+    result = runner.invoke(app, [*eval_search_args(tmp_path, tools, "what time is it", "clock.get_time"), "--json"])
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.stdout)
     assert set(metrics) == {"r1", "r5", "r10", "mrr", "p50_ms", "p95_ms", "n"}
@@ -123,35 +130,18 @@ def test_eval_search_prints_every_metric(tmp_path: Path) -> None:
 
 
 def test_eval_search_keeps_tool_embeddings_between_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import quiver.search.engine as engine_module
-    from tests.fakes import FakeEncoder
-
-    encoders: list[FakeEncoder] = []
-
-    def load(model_dir: Path | None = None) -> FakeEncoder:
-        encoders.append(FakeEncoder())
-        return encoders[-1]
-
-    monkeypatch.setattr(engine_module, "find_model_dir", lambda: tmp_path)
-    monkeypatch.setattr(engine_module, "load_encoder", load)
-    catalog = tmp_path / "catalog.jsonl"
-    tools = [
-        {"server": "garage", "name": "book_service", "description": "Book a service for your car"},
-        {"server": "radio", "name": "play", "description": "Play a song"},
-    ]
-    catalog.write_text("\n".join(json.dumps(t) for t in tools))
-    queries = tmp_path / "queries.jsonl"
-    queries.write_text(json.dumps({"id": "q1", "query": "automobile", "gold": [["garage", "book_service"]]}))
+    encoders = install_fake_model(monkeypatch, tmp_path)
+    tools = [("garage", "book_service", "Book a service for your car"), ("radio", "play", "Play a song")]
+    args = eval_search_args(tmp_path, tools, "automobile", "garage.book_service")
     for run in range(2):
-        result = runner.invoke(app, ["eval-search", "--catalog", str(catalog), "--queries", str(queries), "--json"])
+        result = runner.invoke(app, [*args, "--json"])
         assert result.exit_code == 0, result.output
         assert json.loads(result.stdout)["r1"] == 1.0  # no word matches: the (fake) model finds it
         tools_embedded = [] if run else ["book service: Book a service for your car", "play: Play a song"]
         assert sorted(encoders[-1].encoded) == sorted([*tools_embedded, "automobile"])
     assert (tmp_path / "cache" / "search-embeddings.npz").is_file()  # QUIVER_CACHE_DIR (conftest)
     other = tmp_path / "elsewhere.npz"
-    args = ["eval-search", "--catalog", str(catalog), "--queries", str(queries), "--embedding-cache", str(other)]
-    assert runner.invoke(app, args).exit_code == 0
+    assert runner.invoke(app, [*args, "--embedding-cache", str(other)]).exit_code == 0
     assert other.is_file()
 
 

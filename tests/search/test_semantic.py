@@ -9,7 +9,7 @@ import pytest
 import quiver.search.engine as engine_module
 from quiver.search import BackendInfo, Feedback, SearchDoc, SearchEngine, SemanticUnavailableError
 from quiver.search.semantic import SemanticIndex, embedding_text
-from tests.fakes import FakeEncoder
+from tests.fakes import FakeEncoder, install_fake_model
 
 
 def doc(backend: str, name: str, description: str) -> SearchDoc:
@@ -188,18 +188,11 @@ async def test_warm_runs_the_model_in_a_worker_thread_so_search_encodes_nothing(
 
 @pytest.mark.anyio
 async def test_warm_loads_the_model_off_the_event_loop(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    loads: list[int] = []
-
-    def load(model_dir: Path | None = None) -> FakeEncoder:
-        loads.append(threading.get_ident())
-        return FakeEncoder()
-
-    monkeypatch.setattr(engine_module, "find_model_dir", lambda: tmp_path)
-    monkeypatch.setattr(engine_module, "load_encoder", load)
+    loads = install_fake_model(monkeypatch, tmp_path)
     engine = filled(SearchEngine())
     await engine.warm()
     assert len(loads) == 1
-    assert loads[0] != threading.get_ident()
+    assert loads[0].loaded_in != threading.get_ident()
     assert [hit.id for hit in engine.search("automobile", 1)] == ["garage.book_service"]
     assert len(loads) == 1
 
